@@ -1,0 +1,11 @@
+"""Parity of our GPT-2 and BERT with Hugging Face (rules/reference.smk)."""
+import torch
+
+from headstart.io import setup_script_logging, write_table
+from headstart.reference import parity
+
+log = setup_script_logging(snakemake.log[0])
+torch.set_num_threads(max(1, snakemake.threads))
+df = parity.run(snakemake.params.cfg, snakemake.params.seed)
+log.info("\n%s", df.to_string())
+write_table(df, snakemake.output[0])

@@ -1,0 +1,44 @@
+"""One figure style for the whole paper: seaborn 'ticks' on a colour-blind palette, PNG + PDF."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: workflow jobs never open windows
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from headstart.io import atomic_path  # noqa: E402
+
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    sns.set_theme(context="paper", style="ticks", palette=PALETTE, font_scale=1.1)
+    plt.rcParams.update({
+        "figure.dpi": 150,
+        "savefig.dpi": 200,
+        "savefig.bbox": "tight",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
+        "svg.hashsalt": "headstart",
+    })
+
+
+def figure(ncols: int = 1, nrows: int = 1, width: float = 4.0, height: float = 3.0, **kw):
+    use_style()
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
+
+
+def save(fig, *paths: str | os.PathLike) -> None:
+    """Save one figure to each path (format from the suffix), atomically, then close it."""
+    for path in paths:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            # metadata without dates keeps the PDF byte-stable across re-runs
+            meta = {"CreationDate": None} if path.suffix == ".pdf" else None
+            fig.savefig(tmp, format=path.suffix.lstrip("."), metadata=meta)
+    plt.close(fig)
