@@ -33,5 +33,5 @@ def ref_train_runs():
 def checkpoint_path(output_path):
     """Where a training job keeps its resumable checkpoint (not a declared output, so a failed
     job keeps it and a re-run resumes)."""
-    path = Path(output_path)
-    return str(Path("results/checkpoints") / path.parent / (path.stem + ".pt"))
+    rel = Path(output_path).relative_to("results")
+    return str(Path("results/checkpoints") / rel.with_suffix(".pt"))

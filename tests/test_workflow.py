@@ -1,0 +1,134 @@
+"""The workflow end to end: config validation, DAGs of every profile, and a training job killed
+with SIGKILL that Snakemake re-runs and that resumes to the same metrics as an uninterrupted run."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "profiles",
+                  "envs", "report"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A private copy of the workflow, so runs here never touch the repository's results/."""
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("profile", [None, "profiles/smoke", "profiles/slurm"])
+def test_dry_run_shows_the_dag(profile):
+    args = ["-n", "--quiet", "rules"] + (["--profile", profile] if profile else [])
+    out = snakemake(*args).stdout
+    for rule in ("reference_parity", "reference_dropin", "reference_report", "claims", "data_manifest"):
+        assert rule in out, f"{rule} missing from the DAG of profile {profile}:\n{out}"
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("bogus_key=1", ["bogus_key"]),
+        ("seed=-3", ["seed", "minimum"]),
+        ("device=tpu", ["device", "tpu"]),
+    ],
+)
+def test_bad_config_fails_before_any_job_and_names_the_key(override, words):
+    proc = snakemake("-n", "--config", override, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    for w in words:
+        assert w in text, f"error for {override!r} does not mention {w!r}:\n{text[-2000:]}"
+
+
+def _children(pid: int) -> list[int]:
+    """All descendants of a process (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out += [int(k) for k in kids]
+        todo += [int(k) for k in kids]
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_training_job_killed_with_sigkill_resumes_to_identical_metrics(workdir):
+    target = "results/reference/dropin/ours_seed0.parquet"
+    ckpt = workdir / "results/checkpoints/reference/dropin/ours_seed0.pt"
+    # A run long enough to be killed between checkpoints: 120 steps, a checkpoint every 10.
+    (workdir / "longer.yaml").write_text(
+        "reference:\n  train:\n    steps: 120\n    checkpoint_every: 10\n    eval_every: 30\n")
+    # --configfile replaces the profile's list: name the smoke parameters first, the override after.
+    args = ["--profile", "profiles/smoke", "--cores", "1", target,
+            "--configfile", "profiles/smoke/params.yaml", "longer.yaml"]
+    proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists():
+        assert proc.poll() is None, f"snakemake ended before a checkpoint was written:\n{proc.stdout.read()}"
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.05)
+    jobs = [p for p in _children(proc.pid) if "reference_dropin" in _cmdline(p)]
+    assert jobs, "could not find the training job's process"
+    for p in jobs:
+        os.kill(p, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, f"snakemake did not notice the killed job:\n{out}"
+    assert not (workdir / target).exists(), "a killed job left its output behind"
+    assert ckpt.exists(), "the checkpoint did not survive the kill"
+
+    resumed = snakemake(*args, cwd=workdir)
+    log = (workdir / "logs/reference/dropin/ours_seed0.log").read_text()
+    assert "resum" in log.lower(), f"the re-run did not resume from the checkpoint:\n{log[-2000:]}"
+    assert not ckpt.exists(), "the checkpoint of a completed job should be removed"
+    got = pd.read_parquet(workdir / target)
+
+    # The same run, uninterrupted, in a fresh copy.
+    fresh = workdir / "fresh"
+    fresh.mkdir()
+    for name in WORKFLOW_FILES:
+        src = workdir / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, fresh / name)
+    shutil.copy(workdir / "longer.yaml", fresh / "longer.yaml")
+    snakemake(*args, cwd=fresh)
+    want = pd.read_parquet(fresh / target)
+
+    from headstart.train.metrics import deterministic
+
+    pd.testing.assert_frame_equal(deterministic(got).reset_index(drop=True),
+                                  deterministic(want).reset_index(drop=True), check_exact=True)
+    assert resumed.returncode == 0
