@@ -78,7 +78,7 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
             return format(v, floatfmt) if v == v else "—"
         return str(v).replace("|", "\\|")
 
-    cols = [str(c) for c in df.columns]
+    cols = [str(c).replace("|", "\\|") for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(fmt(v) for v in row) + " |")

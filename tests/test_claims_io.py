@@ -1,0 +1,80 @@
+"""Claims verdicts and rendering; atomic output writing."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headstart.claims import (Claim, bound_verdict, check_frame, equivalence_verdict,
+                              render_markdown, to_frame)
+from headstart.io import atomic_path, markdown_table, read_table, write_table
+
+
+@pytest.mark.parametrize("lo, hi, verdict", [
+    (-0.01, 0.01, "supported"),        # inside the margin
+    (0.03, 0.05, "not supported"),     # wholly above
+    (-0.09, -0.02, "not supported"),   # wholly below (touching the margin counts as outside)
+    (-0.01, 0.04, "inconclusive"),     # straddles the margin
+    (math.nan, 0.0, "inconclusive"),
+])
+def test_equivalence_verdict(lo, hi, verdict):
+    assert equivalence_verdict(lo, hi, 0.02) == verdict
+
+
+def test_bound_verdict():
+    assert bound_verdict(1e-6, 1e-5) == "supported"
+    assert bound_verdict(2e-5, 1e-5) == "not supported"
+    assert bound_verdict(math.nan, 1e-5) == "not supported"
+    assert bound_verdict(0.0, 0.0) == "supported"
+
+
+def test_claim_rejects_unknown_verdict():
+    with pytest.raises(ValueError, match="verdict"):
+        Claim("s", "c", "stat", 1.0, 0.0, 2.0, 3, "probably", "rule")
+
+
+def test_render_one_line_per_claim_with_statistic_ci_n_and_verdict():
+    df = to_frame([
+        Claim("reference", "A holds", "max |Δ|", 3e-7, np.nan, np.nan, 4, "supported", "worst ≤ 1e-05"),
+        Claim("reference", "B holds", "mean Δ", 0.004, -0.001, 0.009, 3, "inconclusive", "CI within ±0.02"),
+    ])
+    md = render_markdown(check_frame(df, "test"))
+    lines = [ln for ln in md.splitlines() if ln.startswith("- ")]
+    assert len(lines) == 2
+    assert "max |Δ| = 3.00e-07" in lines[0] and "n = 4" in lines[0] and "**supported**" in lines[0]
+    assert "[-0.001, 0.009]" in lines[1] and "**inconclusive**" in lines[1]
+
+
+def test_check_frame_names_the_file_and_missing_columns():
+    with pytest.raises(ValueError, match=r"bad\.csv.*verdict"):
+        check_frame(pd.DataFrame({"study": ["x"]}), "bad.csv")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("killed mid-write")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet"])
+def test_table_round_trip(tmp_path, suffix):
+    df = pd.DataFrame({"step": [0, 1], "metric": ["a", "b"], "value": [0.5, 1.5]})
+    write_table(df, tmp_path / f"t{suffix}")
+    pd.testing.assert_frame_equal(read_table(tmp_path / f"t{suffix}"), df)
+
+
+def test_unknown_table_format_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"t\.xlsx"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.xlsx")
+    assert not (tmp_path / "t.xlsx").exists()
+
+
+def test_markdown_table_escapes_pipes():
+    md = markdown_table(pd.DataFrame({"a|b": ["x|y"], "v": [0.123456]}))
+    assert "x\\|y" in md and "0.1235" in md
