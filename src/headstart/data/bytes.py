@@ -50,6 +50,13 @@ def split_sizes(n: int, fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> list[
     return sizes
 
 
+def set_default_mode(path: str | os.PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the usual mode of a new file (0666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_u8(path: str | os.PathLike, data) -> Path:
     """Write bytes / a uint8 array to ``path`` atomically (temp file + os.replace)."""
     path = Path(path)
@@ -57,12 +64,13 @@ def write_u8(path: str | os.PathLike, data) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            mv = memoryview(np.ascontiguousarray(np.asarray(data, dtype=np.uint8)))
+            mv = memoryview(np.ascontiguousarray(_as_array(data)))
             step = 1 << 24
             for i in range(0, len(mv), step):
                 f.write(mv[i : i + step])
             f.flush()
             os.fsync(f.fileno())
+        set_default_mode(tmp_name)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -28,6 +28,7 @@ letter-counting course files and known prefixes by sha256 (from ``../shared/data
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -37,6 +38,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from .bytes import set_default_mode
 
 __all__ = [
     "DataError",
@@ -120,6 +123,7 @@ class Source:
     files: tuple[FileSpec, ...]
     hf_id: tuple[str, ...] | None = None  # (path, config) for datasets.load_dataset
     hf_splits: dict[str, str] = field(default_factory=dict)  # role -> hf split name
+    hub_first: bool = True  # try datasets before the URL (False: URL first)
     description: str = ""
     licence: str = ""
 
@@ -156,6 +160,12 @@ SOURCES: dict[str, Source] = {
                         12_549_840,
                         "1b40ab68e13d520469aa90315b92b1466810394246571fadf742c971c3b65a25",
                         "first 12,549,840 of the 100,000,000 bytes",
+                    ),
+                    Prefix(
+                        "text8-100k.txt",
+                        100_000,
+                        "cf4215bfd474fdffa9944796ac527f0e8f0fd3302da25d5e5c211877c1d2ed4a",
+                        "first 100,000 bytes (the letter-counting course's text8-100k.txt)",
                     ),
                 ),
             ),
@@ -250,6 +260,7 @@ SOURCES: dict[str, Source] = {
         licence="research use via GLUE",
         hf_id=("nyu-mll/glue", "sst2"),
         hf_splits={"train": "train", "dev": "validation"},
+        hub_first=False,  # the GLUE zip holds the canonical, checksummed tsv files
         files=(
             FileSpec(
                 role="train",
@@ -354,11 +365,19 @@ def download(
                     raise DataIntegrityError(
                         f"{url}: server announces {int(length):,} bytes, expected {size:,}"
                     )
+                received = 0
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
+                # http.client's read(n) returns b"" on a dropped connection instead of raising
+                if length is not None and received != int(length):
+                    raise DataIntegrityError(
+                        f"{url}: incomplete download: got {received:,} of {int(length):,} bytes"
+                    )
             out.flush()
             os.fsync(out.fileno())
         info = _verify(tmp, size=size, sha256=sha256, md5=md5, git_sha1=git_sha1, what=url)
+        set_default_mode(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -383,6 +402,7 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
                 ) from None
             with src:
                 shutil.copyfileobj(src, out, _CHUNK)
+        set_default_mode(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -563,6 +583,7 @@ def _atomic_text(path: Path, write) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             write(f)
+        set_default_mode(tmp_name)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -617,7 +638,11 @@ def _from_hub(source: Source, spec: FileSpec, dest: Path) -> dict:
     _write_hf_rows(source, spec, ds, path)
     info = _verify(path)
     fp = getattr(ds, "_fingerprint", None)
+    extra = {}
+    if spec.sha256 is not None:  # re-serialised rows may or may not be byte-identical
+        extra["matches_canonical_sha256"] = info["sha256"] == spec.sha256
     return {
+        **extra,
         "role": spec.role, "source": "download", "via": "datasets", "hf_id": list(source.hf_id),
         "hf_split": source.hf_splits[spec.role], "hf_fingerprint": fp, "path": str(path),
         "bytes": info["bytes"], "sha256": info["sha256"],
@@ -689,7 +714,11 @@ def _unavailable_message(source: Source, spec: FileSpec, data_dir: Path | None, 
 
 def _fetch_remote(source, spec, dest, ddir, download_ok, timeout) -> dict:
     errors: list[str] = []
-    if download_ok:
+    if not download_ok:
+        errors.append("downloads disabled (download=False)")
+        raise DataUnavailableError(_unavailable_message(source, spec, ddir, errors))
+
+    def via_hub():
         if source.hf_id and spec.role in source.hf_splits:
             try:
                 return _from_hub(source, spec, dest)
@@ -697,13 +726,20 @@ def _fetch_remote(source, spec, dest, ddir, download_ok, timeout) -> dict:
                 raise
             except Exception as e:  # offline, hub errors
                 errors.append(f"datasets {source.hf_id}: {type(e).__name__}: {e}")
+        return None
+
+    def via_url():
         if spec.url:
             try:
                 return _download_file(spec, dest, timeout)
             except DataIntegrityError:
                 raise
-            except (urllib.error.URLError, OSError, TimeoutError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
                 errors.append(f"{spec.url}: {type(e).__name__}: {e}")
-    else:
-        errors.append("downloads disabled (download=False)")
+        return None
+
+    for attempt in ((via_hub, via_url) if source.hub_first else (via_url, via_hub)):
+        rec = attempt()
+        if rec is not None:
+            return rec
     raise DataUnavailableError(_unavailable_message(source, spec, ddir, errors))
