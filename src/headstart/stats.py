@@ -1,0 +1,231 @@
+"""Paired comparisons, confidence intervals, multiple-testing correction and claim verdicts.
+
+Pure NumPy/SciPy. Conventions:
+
+* ``t_ci`` — Student-t interval for the mean: ``mean ± t_{(1+level)/2, n-1} · sd/√n``.
+* ``bootstrap_ci`` — non-parametric bootstrap, **percentile** interval by default
+  (``method='bca'`` gives the bias-corrected and accelerated interval, with jackknife
+  acceleration). Resampling uses ``numpy.random.default_rng(seed)``: same seed → same interval.
+* ``paired_test(a, b)`` — everything about the paired differences ``d = a - b``.
+* ``holm(p)`` — Holm–Bonferroni step-down adjusted p-values.
+* ``verdict(ci_low, ci_high, alternative, null)`` — the claim rule used in ``claims.md``:
+  the CI lying wholly on the claimed side of ``null`` → 'supported'; wholly on the other side →
+  'not supported'; touching or containing ``null`` (or NaN) → 'inconclusive'.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "ALTERNATIVES", "VERDICTS"]
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+VERDICTS = ("supported", "not supported", "inconclusive")
+
+
+def _as_1d(x, name: str = "x") -> np.ndarray:
+    arr = np.asarray(x, dtype=float).reshape(-1)
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN; drop or impute missing values first")
+    return arr
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def t_ci(x: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t confidence interval for the mean of ``x``.
+
+    Returns ``(nan, nan)`` when ``n < 2``; a zero-width interval when all values are equal.
+    """
+    _check_level(level)
+    x = _as_1d(x)
+    n = x.size
+    if n < 2:
+        return (math.nan, math.nan)
+    mean = float(x.mean())
+    sem = float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(_st.t.ppf(0.5 + level / 2.0, df=n - 1)) * sem
+    return (mean - half, mean + half)
+
+
+def _apply_stat(stat: Callable, samples: np.ndarray) -> np.ndarray:
+    """stat over each row of ``samples``; vectorised via ``axis=-1`` when stat supports it."""
+    try:
+        out = np.asarray(stat(samples, axis=-1), dtype=float)
+        if out.shape == samples.shape[:-1]:
+            return out
+    except TypeError:
+        pass
+    return np.array([float(stat(row)) for row in samples.reshape(-1, samples.shape[-1])]).reshape(
+        samples.shape[:-1]
+    )
+
+
+def bootstrap_ci(
+    x: Sequence[float],
+    stat: Callable = np.mean,
+    level: float = 0.95,
+    n_boot: int = 10000,
+    seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float]:
+    """Bootstrap confidence interval of ``stat(x)``.
+
+    ``method='percentile'`` (default): the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the
+    statistic over ``n_boot`` resamples (with replacement, size n). ``method='bca'``: the
+    bias-corrected and accelerated interval (Efron 1987), acceleration from the jackknife; it
+    falls back to the percentile interval when all bootstrap statistics are equal.
+    ``stat`` is called as ``stat(samples, axis=-1)`` when it accepts ``axis``, else row by row.
+    Returns ``(nan, nan)`` for an empty sample; ``n == 1`` gives a zero-width interval.
+    """
+    _check_level(level)
+    if method not in ("percentile", "bca"):
+        raise ValueError(f"method must be 'percentile' or 'bca', got {method!r}")
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    x = _as_1d(x)
+    n = x.size
+    if n == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(int(n_boot), n))
+    boots = _apply_stat(stat, x[idx])
+    alpha = (1.0 - level) / 2.0
+    lo_q, hi_q = alpha, 1.0 - alpha
+    if method == "bca" and n > 1 and np.ptp(boots) > 0:
+        theta = float(_apply_stat(stat, x[None, :])[0])
+        # bias correction: share of bootstrap stats below the estimate (ties count half)
+        prop = (np.sum(boots < theta) + 0.5 * np.sum(boots == theta)) / boots.size
+        prop = min(max(prop, 1.0 / (boots.size + 1)), 1.0 - 1.0 / (boots.size + 1))
+        z0 = _st.norm.ppf(prop)
+        # acceleration from the jackknife
+        jack_idx = np.array([np.delete(np.arange(n), i) for i in range(n)])
+        jack = _apply_stat(stat, x[jack_idx])
+        dev = jack.mean() - jack
+        denom = 6.0 * (np.sum(dev**2) ** 1.5)
+        a = float(np.sum(dev**3) / denom) if denom > 0 else 0.0
+        z_lo, z_hi = _st.norm.ppf(lo_q), _st.norm.ppf(hi_q)
+        lo_q = float(_st.norm.cdf(z0 + (z0 + z_lo) / (1.0 - a * (z0 + z_lo))))
+        hi_q = float(_st.norm.cdf(z0 + (z0 + z_hi) / (1.0 - a * (z0 + z_hi))))
+    low, high = np.quantile(boots, [lo_q, hi_q])
+    return (float(low), float(high))
+
+
+def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
+    if d.size == 0 or np.all(d == 0):
+        return 1.0 if d.size else math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(_st.wilcoxon(d, alternative=alternative).pvalue)
+
+
+def paired_test(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    level: float = 0.95,
+    alternative: str = "two-sided",
+    n_boot: int = 10000,
+    seed: int = 0,
+    boot_method: str = "percentile",
+) -> dict[str, Any]:
+    """Compare paired samples ``a`` and ``b`` (same units, e.g. the same seed/repeat) via ``d = a - b``.
+
+    Returns a flat dict (one table row):
+    ``n``, ``mean_a``, ``mean_b``, ``mean_diff``, ``sd_diff``, ``t_ci_low``/``t_ci_high`` (t
+    interval of the mean difference), ``boot_ci_low``/``boot_ci_high`` (bootstrap interval of
+    the mean difference, ``boot_method``), ``t_p`` (paired t-test), ``wilcoxon_p`` (Wilcoxon
+    signed-rank, zero differences dropped, 1.0 when all differences are zero), ``win_rate``
+    (share of pairs with ``a > b``, ties counted as half), ``ties``, ``level``, ``alternative``.
+    p-values follow ``alternative`` ('greater' tests mean(a - b) > 0); intervals are two-sided.
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    a = _as_1d(a, "a")
+    b = _as_1d(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.size} vs {b.size}")
+    d = a - b
+    n = int(d.size)
+    t_lo, t_hi = t_ci(d, level)
+    bt_lo, bt_hi = bootstrap_ci(d, np.mean, level=level, n_boot=n_boot, seed=seed, method=boot_method)
+    if n >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t_p = float(_st.ttest_rel(a, b, alternative=alternative).pvalue)
+    else:
+        t_p = math.nan
+    ties = int(np.sum(d == 0))
+    return {
+        "n": n,
+        "mean_a": float(a.mean()) if n else math.nan,
+        "mean_b": float(b.mean()) if n else math.nan,
+        "mean_diff": float(d.mean()) if n else math.nan,
+        "sd_diff": float(d.std(ddof=1)) if n >= 2 else math.nan,
+        "t_ci_low": t_lo,
+        "t_ci_high": t_hi,
+        "boot_ci_low": bt_lo,
+        "boot_ci_high": bt_hi,
+        "t_p": t_p,
+        "wilcoxon_p": _wilcoxon_p(d, alternative),
+        "win_rate": (float(np.sum(d > 0)) + 0.5 * ties) / n if n else math.nan,
+        "ties": ties,
+        "level": level,
+        "alternative": alternative,
+    }
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, in the input order.
+
+    With the m p-values sorted ascending, ``p_adj(i) = max_{j ≤ i} min(1, (m - j + 1) · p(j))``
+    (1-based). Reject hypothesis i at family-wise level α iff ``p_adj(i) ≤ α``. NaN entries stay
+    NaN and do not count towards m.
+    """
+    p = np.asarray(pvalues, dtype=float).reshape(-1)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    vals = p[ok]
+    m = vals.size
+    if m == 0:
+        return out
+    order = np.argsort(vals, kind="mergesort")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * vals[order])
+    adj_sorted = np.maximum.accumulate(scaled)
+    adj = np.empty(m)
+    adj[order] = adj_sorted
+    out[ok] = adj
+    return out
+
+
+def verdict(ci_low: float, ci_high: float, alternative: str = "greater", null: float = 0.0) -> str:
+    """Verdict on a directional claim from a confidence interval of the effect.
+
+    ``alternative='greater'`` (claim: effect > null): ``ci_low > null`` → 'supported';
+    ``ci_high < null`` → 'not supported' (the data show the opposite); otherwise (the CI contains
+    or touches null) → 'inconclusive'. ``'less'`` mirrors this. ``'two-sided'`` (claim: effect ≠
+    null): a CI excluding null → 'supported', otherwise 'inconclusive' (a CI around null cannot
+    show "no effect"; use an equivalence margin for that). A NaN bound → 'inconclusive'.
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    lo, hi = float(ci_low), float(ci_high)
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    if lo > hi:
+        raise ValueError(f"ci_low {lo} > ci_high {hi}")
+    above, below = lo > null, hi < null
+    if alternative == "greater":
+        return "supported" if above else "not supported" if below else "inconclusive"
+    if alternative == "less":
+        return "supported" if below else "not supported" if above else "inconclusive"
+    return "supported" if (above or below) else "inconclusive"
