@@ -2,6 +2,7 @@
 paper's data table, results/paper/data.md."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -13,8 +14,18 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return ", ".join(_fmt(x) for x in v)
     if isinstance(v, dict):
-        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+        return "`" + json.dumps(v, sort_keys=True) + "`"
     return str(v).replace("|", "\\|")
+
+
+def _file_table(title: str, files: dict, cols: list[str]) -> list[str]:
+    lines = ["", f"{title}:", "", "| " + " | ".join(["file"] + cols) + " |",
+             "|" + "|".join(["---"] * (len(cols) + 1)) + "|"]
+    for name, info in files.items():
+        info = info if isinstance(info, dict) else {}
+        cells = [f"`{info[c]}`" if c == "sha256" and c in info else _fmt(info.get(c, "")) for c in cols]
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return lines
 
 
 def render_manifest(records: list[dict]) -> str:
@@ -22,16 +33,12 @@ def render_manifest(records: list[dict]) -> str:
     for rec in sorted(records, key=lambda r: r.get("name", "")):
         lines.append(f"## {rec.get('name', '?')}")
         lines.append("")
-        files = rec.get("files", {})
         for key, value in rec.items():
-            if key in ("name", "files"):
-                continue
-            lines.append(f"- {key}: {_fmt(value)}")
-        if files:
-            lines += ["", "| file | bytes | sha256 |", "|---|---:|---|"]
-            items = files.items() if isinstance(files, dict) else ((f.get("name", f.get("path", "?")), f) for f in files)
-            for name, info in items:
-                info = info if isinstance(info, dict) else {}
-                lines.append(f"| {name} | {_fmt(info.get('bytes', ''))} | `{info.get('sha256', '')}` |")
+            if key not in ("name", "files", "inputs"):
+                lines.append(f"- {key}: {_fmt(value)}")
+        if rec.get("inputs"):
+            lines += _file_table("Inputs", rec["inputs"], ["source", "path", "bytes", "prefix", "sha256", "note"])
+        if rec.get("files"):
+            lines += _file_table("Prepared files", rec["files"], ["bytes", "sha256"])
         lines.append("")
     return "\n".join(lines)
