@@ -1,0 +1,62 @@
+"""GPT-2 on the shared core: pre-LN, causal, learned positions, tanh-GELU, ln_f, tied LM head.
+
+>>> model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=100, block_size=16))
+>>> logits = model(torch.randint(0, 100, (4, 16)))   # (B, T, vocab_size)
+
+Every study variant of :class:`~headstart.models.transformer.TransformerConfig` (norm, positions,
+attention scale, activation, ...) is available here too; the defaults are GPT-2 (124M).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from headstart.models.transformer import Transformer, TransformerConfig, flops_per_token
+
+
+@dataclass
+class GPTConfig(TransformerConfig):
+    vocab_size: int = 50257
+    block_size: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    causal: bool = True
+    norm: str = "pre"
+    pos: str = "learned"
+    activation: str = "gelu_tanh"
+    ln_eps: float = 1e-5
+    tie_weights: bool = True            # lm_head.weight is transformer.wte.weight
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight
+        else:
+            nn.init.normal_(self.lm_head.weight, std=config.init_std)
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab_size). ``attention_mask``: (B, T), 1 = token, 0 = padding."""
+        x = self.transformer(input_ids, attention_mask, token_type_ids, positions, inputs_embeds)
+        return self.lm_head(x)  # (B, T, vocab_size)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, tied weights counted once; ``non_embedding`` drops position/type tables."""
+        n = self.transformer.num_params(non_embedding)
+        if not self.config.tie_weights:
+            n += self.lm_head.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs per token (forward + backward): 6N + 12 L C T."""
+        c = self.config
+        return flops_per_token(self.num_params(non_embedding=True), c.n_layer, c.n_embd, seq_len)

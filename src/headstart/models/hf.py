@@ -1,0 +1,355 @@
+"""Weight conversion between our models and Hugging Face ``transformers``.
+
+* :func:`from_hf` turns a ``GPT2LMHeadModel``, ``BertForMaskedLM`` or ``BertModel`` into our
+  :class:`~headstart.models.gpt.GPT` / :class:`~headstart.models.bert.Bert`, reading the HF config.
+* :func:`to_hf` turns ours back into the same HF class (config built from ours, state dict loaded
+  strictly). ``to_hf(from_hf(m))`` has exactly ``m``'s state dict.
+
+Like nanoGPT's ``from_pretrained``, every HF tensor must be consumed and every shape must match;
+anything left over, missing or unsupported is an error that names it. GPT-2's ``Conv1D`` weights are
+stored (in, out) and are transposed into ``nn.Linear`` (out, in); BERT's separate query/key/value
+projections are concatenated into our fused ``c_attn`` (rows [q; k; v]).
+
+The same tables convert gradients: :func:`hf_state_to_ours` maps any HF-named dict of tensors
+(weights or their gradients) onto our names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from headstart.models.bert import Bert, BertConfig
+from headstart.models.gpt import GPT, GPTConfig
+
+# HF activation names -> ours, and back (for the HF class's usual spelling).
+_ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
+                "sigmoid": "sigmoid0"}
+_ACT_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "sigmoid0": "sigmoid", "sigmoid": "sigmoid"}
+
+
+class ConversionError(ValueError):
+    """A model, config or state dict that cannot be converted; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    ours: str
+    hf: tuple[str, ...]   # one HF key, or the q/k/v keys concatenated into one of ours
+    op: str               # 'copy' | 'T' (Conv1D transpose) | 'cat' (concatenate along dim 0)
+
+
+# ----------------------------------------------------------------------------- key tables
+
+def _gpt2_entries(cfg: GPTConfig) -> tuple[list[_Entry], dict[str, str]]:
+    """Our key <-> HF key table for GPT2LMHeadModel, and HF aliases (tied copies)."""
+    e = [_Entry("transformer.wte.weight", ("transformer.wte.weight",), "copy"),
+         _Entry("transformer.wpe.weight", ("transformer.wpe.weight",), "copy")]
+    for i in range(cfg.n_layer):
+        p = f"transformer.h.{i}."
+        for name in ("ln_1", "ln_2"):
+            e += [_Entry(p + f"{name}.weight", (p + f"{name}.weight",), "copy"),
+                  _Entry(p + f"{name}.bias", (p + f"{name}.bias",), "copy")]
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            e += [_Entry(p + f"{name}.weight", (p + f"{name}.weight",), "T"),
+                  _Entry(p + f"{name}.bias", (p + f"{name}.bias",), "copy")]
+    e += [_Entry("transformer.ln_f.weight", ("transformer.ln_f.weight",), "copy"),
+          _Entry("transformer.ln_f.bias", ("transformer.ln_f.bias",), "copy")]
+    aliases = {}
+    if cfg.tie_weights:
+        aliases["lm_head.weight"] = "transformer.wte.weight"
+    else:
+        e.append(_Entry("lm_head.weight", ("lm_head.weight",), "copy"))
+    return e, aliases
+
+
+def _bert_entries(cfg: BertConfig) -> tuple[list[_Entry], dict[str, str]]:
+    """Our key <-> HF key table for BertForMaskedLM (head 'mlm') or BertModel (head 'none')."""
+    b = "bert." if cfg.head == "mlm" else ""
+    e = [_Entry("transformer.wte.weight", (b + "embeddings.word_embeddings.weight",), "copy"),
+         _Entry("transformer.wpe.weight", (b + "embeddings.position_embeddings.weight",), "copy"),
+         _Entry("transformer.wtt.weight", (b + "embeddings.token_type_embeddings.weight",), "copy"),
+         _Entry("transformer.ln_e.weight", (b + "embeddings.LayerNorm.weight",), "copy"),
+         _Entry("transformer.ln_e.bias", (b + "embeddings.LayerNorm.bias",), "copy")]
+    for i in range(cfg.n_layer):
+        o, h = f"transformer.h.{i}.", f"{b}encoder.layer.{i}."
+        for wb in ("weight", "bias"):
+            e += [
+                _Entry(o + f"attn.c_attn.{wb}", tuple(h + f"attention.self.{n}.{wb}" for n in ("query", "key", "value")), "cat"),
+                _Entry(o + f"attn.c_proj.{wb}", (h + f"attention.output.dense.{wb}",), "copy"),
+                _Entry(o + f"ln_1.{wb}", (h + f"attention.output.LayerNorm.{wb}",), "copy"),
+                _Entry(o + f"mlp.c_fc.{wb}", (h + f"intermediate.dense.{wb}",), "copy"),
+                _Entry(o + f"mlp.c_proj.{wb}", (h + f"output.dense.{wb}",), "copy"),
+                _Entry(o + f"ln_2.{wb}", (h + f"output.LayerNorm.{wb}",), "copy"),
+            ]
+    aliases = {}
+    if cfg.head == "mlm":
+        c = "cls.predictions."
+        e += [_Entry("mlm.dense.weight", (c + "transform.dense.weight",), "copy"),
+              _Entry("mlm.dense.bias", (c + "transform.dense.bias",), "copy"),
+              _Entry("mlm.ln.weight", (c + "transform.LayerNorm.weight",), "copy"),
+              _Entry("mlm.ln.bias", (c + "transform.LayerNorm.bias",), "copy"),
+              _Entry("mlm.decoder.bias", (c + "decoder.bias",), "copy")]
+        aliases[c + "bias"] = c + "decoder.bias"  # HF ties the two
+        if cfg.tie_weights:
+            aliases[c + "decoder.weight"] = b + "embeddings.word_embeddings.weight"
+        else:
+            e.append(_Entry("mlm.decoder.weight", (c + "decoder.weight",), "copy"))
+    if cfg.pooler:
+        e += [_Entry("pooler.weight", ("pooler.dense.weight",), "copy"),
+              _Entry("pooler.bias", ("pooler.dense.bias",), "copy")]
+    return e, aliases
+
+
+def _entries(cfg) -> tuple[list[_Entry], dict[str, str]]:
+    return _bert_entries(cfg) if isinstance(cfg, BertConfig) else _gpt2_entries(cfg)
+
+
+# Our state dicts also list tied tensors under their second name; these are filled from the first.
+def _our_tied_keys(cfg) -> dict[str, str]:
+    if isinstance(cfg, GPTConfig) and cfg.tie_weights:
+        return {"lm_head.weight": "transformer.wte.weight"}
+    if isinstance(cfg, BertConfig) and cfg.head == "mlm" and cfg.tie_weights:
+        return {"mlm.decoder.weight": "transformer.wte.weight"}
+    return {}
+
+
+# HF buffers that are not weights (present in some transformers versions' state dicts).
+_IGNORED_HF_SUFFIXES = (".attn.bias", ".attn.masked_bias", "embeddings.position_ids", "embeddings.token_type_ids")
+
+
+def hf_state_to_ours(cfg, hf_state: dict[str, torch.Tensor], *, check_aliases: bool = True) -> dict[str, torch.Tensor]:
+    """Map an HF-named dict of tensors (weights or gradients) to our names for config ``cfg``.
+    Every HF key must be used (or be a tied alias holding the same values); shapes are checked."""
+    entries, aliases = _entries(cfg)
+    left = dict(hf_state)
+    out: dict[str, torch.Tensor] = {}
+    for ent in entries:
+        missing = [k for k in ent.hf if k not in left]
+        if missing:
+            raise ConversionError(f"HF state dict lacks {missing[0]!r} (needed for our {ent.ours!r})")
+        parts = [left.pop(k) for k in ent.hf]
+        if ent.op == "T":
+            out[ent.ours] = parts[0].t()
+        elif ent.op == "cat":
+            out[ent.ours] = torch.cat(parts, dim=0)
+        else:
+            out[ent.ours] = parts[0]
+    for alias, target in aliases.items():
+        if alias not in left:
+            raise ConversionError(f"HF state dict lacks {alias!r} (tied to {target!r})")
+        t = left.pop(alias)
+        if check_aliases and not torch.equal(t, hf_state[target]):
+            raise ConversionError(f"HF tensors {alias!r} and {target!r} should be tied but differ")
+    for k in [k for k in left if k.endswith(_IGNORED_HF_SUFFIXES)]:
+        left.pop(k)
+    if left:
+        raise ConversionError(f"HF tensors not consumed by the conversion: {sorted(left)[:8]}"
+                              + (f" (+{len(left) - 8} more)" if len(left) > 8 else ""))
+    for ours, target in _our_tied_keys(cfg).items():
+        out[ours] = out[target]
+    return out
+
+
+def ours_state_to_hf(cfg, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map our state dict (or a dict of our gradients) to HF names, tied copies included."""
+    entries, aliases = _entries(cfg)
+    left = dict(state)
+    for k in _our_tied_keys(cfg):
+        left.pop(k, None)
+    out: dict[str, torch.Tensor] = {}
+    for ent in entries:
+        if ent.ours not in left:
+            raise ConversionError(f"our state dict lacks {ent.ours!r}")
+        t = left.pop(ent.ours)
+        if ent.op == "T":
+            out[ent.hf[0]] = t.t().contiguous()
+        elif ent.op == "cat":
+            for k, part in zip(ent.hf, t.chunk(len(ent.hf), dim=0)):
+                out[k] = part.contiguous()
+        else:
+            out[ent.hf[0]] = t
+    for alias, target in aliases.items():
+        out[alias] = out[target]
+    if left:
+        raise ConversionError(f"our tensors with no HF counterpart: {sorted(left)[:8]}")
+    return out
+
+
+# ----------------------------------------------------------------------------- configs
+
+def _act_from_hf(name) -> str:
+    if not isinstance(name, str) or name not in _ACT_FROM_HF:
+        raise ConversionError(f"unsupported HF activation {name!r}; supported: {sorted(_ACT_FROM_HF)}")
+    return _ACT_FROM_HF[name]
+
+
+def _act_to_hf(name: str) -> str:
+    if name not in _ACT_TO_HF:
+        raise ConversionError(f"activation {name!r} has no Hugging Face equivalent; supported: {sorted(_ACT_TO_HF)}")
+    return _ACT_TO_HF[name]
+
+
+def _require(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ConversionError(msg)
+
+
+def _gpt_config_from_hf(hc, tied: bool) -> GPTConfig:
+    _require(not getattr(hc, "scale_attn_by_inverse_layer_idx", False),
+             "GPT2 config scale_attn_by_inverse_layer_idx=True is not supported")
+    _require(not getattr(hc, "add_cross_attention", False), "GPT2 config add_cross_attention=True is not supported")
+    return GPTConfig(
+        vocab_size=hc.vocab_size, block_size=hc.n_positions, n_layer=hc.n_layer, n_head=hc.n_head,
+        n_embd=hc.n_embd, d_ff=hc.n_inner if hc.n_inner is not None else 4 * hc.n_embd,
+        activation=_act_from_hf(hc.activation_function), ln_eps=hc.layer_norm_epsilon,
+        embd_dropout=hc.embd_pdrop, resid_dropout=hc.resid_pdrop, attn_dropout=hc.attn_pdrop,
+        attn_scale="sqrt" if getattr(hc, "scale_attn_weights", True) else 1.0,
+        tie_weights=tied,
+    )
+
+
+def _bert_config_from_hf(hc, head: str, pooler: bool, tied: bool) -> BertConfig:
+    _require(getattr(hc, "position_embedding_type", "absolute") == "absolute",
+             f"BERT position_embedding_type={getattr(hc, 'position_embedding_type', None)!r} is not supported (only 'absolute')")
+    _require(not getattr(hc, "is_decoder", False), "BERT config is_decoder=True is not supported")
+    _require(not getattr(hc, "add_cross_attention", False), "BERT config add_cross_attention=True is not supported")
+    _require(hc.type_vocab_size > 0, "BERT config type_vocab_size must be > 0")
+    return BertConfig(
+        vocab_size=hc.vocab_size, block_size=hc.max_position_embeddings, n_layer=hc.num_hidden_layers,
+        n_head=hc.num_attention_heads, n_embd=hc.hidden_size, d_ff=hc.intermediate_size,
+        activation=_act_from_hf(hc.hidden_act), ln_eps=hc.layer_norm_eps,
+        type_vocab_size=hc.type_vocab_size, embd_dropout=hc.hidden_dropout_prob,
+        resid_dropout=hc.hidden_dropout_prob, attn_dropout=hc.attention_probs_dropout_prob,
+        head=head, pooler=pooler, tie_weights=tied, padding_idx=hc.pad_token_id,
+    )
+
+
+def _hf_config_from_gpt(cfg: GPTConfig):
+    from transformers import GPT2Config
+
+    _require(cfg.norm == "pre" and cfg.final_norm and not cfg.embed_norm,
+             f"GPT-2 needs norm='pre', final_norm=True, embed_norm=False (got {cfg.norm!r}, {cfg.final_norm}, {cfg.embed_norm})")
+    _require(cfg.causal, "GPT-2 needs causal=True")
+    _require(cfg.pos == "learned" and cfg.max_positions == cfg.block_size,
+             f"GPT-2 needs learned positions with max_positions == block_size (got pos={cfg.pos!r})")
+    _require(cfg.type_vocab_size == 0, "GPT-2 has no token-type embeddings (type_vocab_size must be 0)")
+    _require(cfg.padding_idx is None, "GPT-2's word embeddings have no padding_idx (must be None)")
+    _require(cfg.bias, "GPT-2 needs bias=True")
+    scale = cfg.attention_scale()
+    _require(cfg.attn_scale == "sqrt" or scale == 1.0,
+             f"GPT-2 supports attn_scale 'sqrt' or 1.0 only, got {cfg.attn_scale!r}")
+    bos = min(50256, cfg.vocab_size - 1)
+    return GPT2Config(
+        vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+        n_head=cfg.n_head, n_inner=cfg.mlp_dim, activation_function=_act_to_hf(cfg.activation),
+        resid_pdrop=cfg.resid_dropout, embd_pdrop=cfg.embd_dropout, attn_pdrop=cfg.attn_dropout,
+        layer_norm_epsilon=cfg.ln_eps, scale_attn_weights=cfg.attn_scale == "sqrt",
+        tie_word_embeddings=cfg.tie_weights, bos_token_id=bos, eos_token_id=bos,
+    )
+
+
+def _hf_config_from_bert(cfg: BertConfig):
+    from transformers import BertConfig as HFBertConfig
+
+    _require(cfg.norm == "post" and cfg.embed_norm and not cfg.final_norm,
+             f"BERT needs norm='post', embed_norm=True, final_norm=False (got {cfg.norm!r}, {cfg.embed_norm}, {cfg.final_norm})")
+    _require(not cfg.causal, "BERT needs causal=False")
+    _require(cfg.pos == "learned" and cfg.max_positions == cfg.block_size,
+             f"BERT needs learned positions with max_positions == block_size (got pos={cfg.pos!r})")
+    _require(cfg.type_vocab_size > 0, "BERT needs type_vocab_size > 0")
+    _require(cfg.bias, "BERT needs bias=True")
+    _require(cfg.attn_scale == "sqrt", f"BERT supports attn_scale='sqrt' only, got {cfg.attn_scale!r}")
+    _require(cfg.embd_dropout == cfg.resid_dropout,
+             "BERT has one hidden_dropout_prob: embd_dropout and resid_dropout must be equal")
+    return HFBertConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer,
+        num_attention_heads=cfg.n_head, intermediate_size=cfg.mlp_dim, hidden_act=_act_to_hf(cfg.activation),
+        hidden_dropout_prob=cfg.resid_dropout, attention_probs_dropout_prob=cfg.attn_dropout,
+        max_position_embeddings=cfg.block_size, type_vocab_size=cfg.type_vocab_size,
+        layer_norm_eps=cfg.ln_eps, tie_word_embeddings=cfg.tie_weights, pad_token_id=cfg.padding_idx,
+    )
+
+
+# ----------------------------------------------------------------------------- public API
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape
+
+
+def config_from_hf(hf_model: nn.Module):
+    """Our config for an HF ``GPT2LMHeadModel``, ``BertForMaskedLM`` or ``BertModel``."""
+    from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+
+    if isinstance(hf_model, GPT2LMHeadModel):
+        tied = _same(hf_model.lm_head.weight, hf_model.transformer.wte.weight)
+        return _gpt_config_from_hf(hf_model.config, tied)
+    if isinstance(hf_model, BertForMaskedLM):
+        tied = _same(hf_model.cls.predictions.decoder.weight, hf_model.bert.embeddings.word_embeddings.weight)
+        return _bert_config_from_hf(hf_model.config, "mlm", False, tied)
+    if isinstance(hf_model, BertModel):
+        return _bert_config_from_hf(hf_model.config, "none", hf_model.pooler is not None, True)
+    raise ConversionError(f"unsupported model class {type(hf_model).__name__}; "
+                          "supported: GPT2LMHeadModel, BertForMaskedLM, BertModel")
+
+
+def from_hf(hf_model: nn.Module) -> GPT | Bert:
+    """Our model with the weights of ``hf_model`` (same dtype, device and train/eval mode)."""
+    cfg = config_from_hf(hf_model)
+    ref = next(hf_model.parameters())
+    with torch.device("meta"):
+        model = GPT(cfg) if isinstance(cfg, GPTConfig) else Bert(cfg)
+    state = hf_state_to_ours(cfg, {k: v.detach() for k, v in hf_model.state_dict().items()})
+    ours_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for k, v in state.items():
+        if k not in ours_shapes:
+            raise ConversionError(f"converted key {k!r} does not exist in our model")
+        if tuple(v.shape) != ours_shapes[k]:
+            raise ConversionError(f"shape mismatch for {k!r}: HF gives {tuple(v.shape)}, ours needs {ours_shapes[k]}")
+    model = model.to_empty(device=ref.device).to(ref.dtype)
+    _retie(model)
+    _reinit_buffers(model)
+    model.load_state_dict({k: v.to(ref.dtype) for k, v in state.items()}, strict=True)
+    return model.train(hf_model.training)
+
+
+def to_hf(model: GPT | Bert) -> nn.Module:
+    """The same network as a ``transformers`` model: GPT -> GPT2LMHeadModel, Bert (head 'mlm') ->
+    BertForMaskedLM, Bert (head 'none') -> BertModel (with a pooler iff ours has one)."""
+    from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+
+    cfg = model.config
+    if isinstance(model, GPT):
+        hf = GPT2LMHeadModel(_hf_config_from_gpt(cfg))
+    elif isinstance(model, Bert):
+        hc = _hf_config_from_bert(cfg)
+        hf = BertForMaskedLM(hc) if cfg.head == "mlm" else BertModel(hc, add_pooling_layer=cfg.pooler)
+    else:
+        raise ConversionError(f"to_hf supports GPT and Bert, got {type(model).__name__}")
+    ref = next(model.parameters())
+    hf = hf.to(device=ref.device, dtype=ref.dtype)
+    state = ours_state_to_hf(cfg, {k: v.detach() for k, v in model.state_dict().items()})
+    for k in [k for k in hf.state_dict() if k.endswith(_IGNORED_HF_SUFFIXES) and k not in state]:
+        state[k] = hf.state_dict()[k]
+    hf.load_state_dict(state, strict=True)
+    return hf.train(model.training)
+
+
+def _retie(model: nn.Module) -> None:
+    """Re-establish weight tying after ``to_empty`` (which keeps sharing, but be explicit)."""
+    cfg = model.config
+    if isinstance(model, GPT) and cfg.tie_weights:
+        model.lm_head.weight = model.transformer.wte.weight
+    if isinstance(model, Bert) and model.mlm is not None and cfg.tie_weights:
+        model.mlm.decoder.weight = model.transformer.wte.weight
+
+
+def _reinit_buffers(model: nn.Module) -> None:
+    """Non-persistent buffers (rotary / sinusoidal frequencies) are not in state dicts: rebuild
+    them after a meta-device construction."""
+    for module in model.modules():
+        if hasattr(module, "inv_freq"):
+            n = module.inv_freq.numel() * 2
+            base = model.config.rope_base
+            module.inv_freq = base ** (-torch.arange(0, n, 2, dtype=torch.float32, device=module.inv_freq.device) / n)

@@ -1,0 +1,359 @@
+"""One transformer core for every model of the study.
+
+GPT-2 (pre-LN, causal, learned positions), BERT (post-LN, bidirectional, token types, embedding
+LayerNorm) and the study variants (norm pre/post/none; learned, sinusoidal, rotary, random-subset
+or no positions; attention scale; activation; dropout; bias) are all configurations of
+:class:`TransformerConfig` run by :class:`Transformer`. Attention always goes through
+``torch.nn.functional.scaled_dot_product_attention``; with no padding mask the causal case uses its
+``is_causal=True`` fast path and no mask is built at all.
+
+Parameter names follow GPT-2 (``wte``, ``wpe``, ``h.N.ln_1``, ``h.N.attn.c_attn`` (fused q, k, v),
+``h.N.attn.c_proj``, ``h.N.mlp.c_fc``, ``h.N.mlp.c_proj``, ``ln_f``) so checkpoints read naturally;
+:mod:`headstart.models.hf` maps them to and from Hugging Face.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from headstart.models.posenc import (
+    POSITION_KINDS,
+    LearnedPositions,
+    RotaryPositions,
+    SinusoidalPositions,
+    apply_rotary,
+    default_positions,
+)
+
+NORM_KINDS = ("pre", "post", "none")
+_SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
+
+
+# ----------------------------------------------------------------------------- config
+
+class ConfigMixin:
+    """``from_dict`` for config dataclasses: unknown keys are an error that names the key."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None = None, **overrides):
+        d = {**(d or {}), **overrides}
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise ValueError(
+                f"unknown key {unknown[0]!r} for {cls.__name__}"
+                + (f" (also {unknown[1:]})" if len(unknown) > 1 else "")
+                + f"; valid keys: {', '.join(names)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TransformerConfig(ConfigMixin):
+    vocab_size: int = 50257
+    block_size: int = 1024              # context length (rows of a learned position table)
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    d_ff: int | None = None             # MLP hidden width; None = 4 * n_embd
+    causal: bool = True
+    norm: str = "pre"                   # 'pre' | 'post' | 'none'
+    final_norm: bool | None = None      # ln_f after the last block; None = (norm == 'pre')
+    embed_norm: bool = False            # LayerNorm on the summed embeddings (BERT)
+    pos: str = "learned"                # 'learned' | 'sinusoidal' | 'rotary' | 'random_subset' | 'none'
+    max_positions: int | None = None    # position-table rows; None = block_size (learned), 4x (random_subset)
+    rope_base: float = 10000.0          # base of the rotary / sinusoidal frequencies
+    type_vocab_size: int = 0            # token-type (segment) embeddings; 0 = none
+    padding_idx: int | None = None      # word-embedding row that gets no gradient from lookups (HF BERT pad)
+    activation: str = "gelu_tanh"       # relu | gelu | gelu_tanh | sign | sigmoidN
+    attn_scale: str | float = "sqrt"    # 'sqrt' = 1/sqrt(hs), 'linear' = 1/hs, or a float
+    embd_dropout: float = 0.0
+    resid_dropout: float = 0.0
+    attn_dropout: float = 0.0           # on attention probabilities (SDPA dropout_p, training only)
+    ln_eps: float = 1e-5
+    bias: bool = True                   # biases of Linear and LayerNorm
+    init_std: float = 0.02
+
+    def __post_init__(self):
+        name = type(self).__name__
+        for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"{name}.{key} must be a positive integer, got {getattr(self, key)!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"{name}: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.norm not in NORM_KINDS:
+            raise ValueError(f"{name}.norm must be one of {NORM_KINDS}, got {self.norm!r}")
+        if self.pos not in POSITION_KINDS:
+            raise ValueError(f"{name}.pos must be one of {POSITION_KINDS}, got {self.pos!r}")
+        if self.padding_idx is not None and not 0 <= self.padding_idx < self.vocab_size:
+            raise ValueError(f"{name}.padding_idx must be in [0, vocab_size), got {self.padding_idx!r}")
+        if self.final_norm is None:
+            self.final_norm = self.norm == "pre"
+        if self.max_positions is None:
+            self.max_positions = 4 * self.block_size if self.pos == "random_subset" else self.block_size
+        if self.pos in ("learned", "random_subset") and self.max_positions < self.block_size:
+            raise ValueError(f"{name}.max_positions ({self.max_positions}) must be >= block_size ({self.block_size})")
+        if self.pos == "rotary" and self.head_dim % 2:
+            raise ValueError(f"{name}: rotary positions need an even head size, got {self.head_dim}")
+        if self.pos == "sinusoidal" and self.n_embd % 2:
+            raise ValueError(f"{name}: sinusoidal positions need an even n_embd, got {self.n_embd}")
+        get_activation(self.activation)  # raises on an unknown name
+        self.attention_scale()  # raises on a bad attn_scale
+        for key in ("embd_dropout", "resid_dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"{name}.{key} must be in [0, 1), got {getattr(self, key)!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_dim(self) -> int:
+        return self.d_ff if self.d_ff is not None else 4 * self.n_embd
+
+    def attention_scale(self) -> float:
+        s = self.attn_scale
+        if s == "sqrt":
+            return 1.0 / math.sqrt(self.head_dim)
+        if s == "linear":
+            return 1.0 / self.head_dim
+        if isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0:
+            return float(s)
+        raise ValueError(f"{type(self).__name__}.attn_scale must be 'sqrt', 'linear' or a positive number, got {s!r}")
+
+
+# ----------------------------------------------------------------------------- activations
+
+def get_activation(name: str):
+    """The elementwise function called ``name``: relu, gelu (erf), gelu_tanh, sign, sigmoidN
+    (= sigmoid(x * 10^-N); plain 'sigmoid' is N = 0)."""
+    if name == "relu":
+        return F.relu
+    if name == "gelu":
+        return F.gelu
+    if name == "gelu_tanh":
+        return lambda x: F.gelu(x, approximate="tanh")
+    if name == "sign":
+        return torch.sign
+    m = _SIGMOID_RE.match(name) if isinstance(name, str) else None
+    if m:
+        factor = 10.0 ** -int(m.group(1) or 0)
+        return lambda x: torch.sigmoid(x * factor)
+    raise ValueError(f"unknown activation {name!r}; expected relu, gelu, gelu_tanh, sign or sigmoidN (e.g. 'sigmoid3')")
+
+
+class Activation(nn.Module):
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.fn = get_activation(name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+# ----------------------------------------------------------------------------- blocks
+
+def layer_norm(cfg: TransformerConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused q/k/v projection, computed by SDPA."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.causal = cfg.causal
+        self.scale = cfg.attention_scale()
+        self.dropout = cfg.attn_dropout
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # rows: [q; k; v]
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None,
+            scale=self.scale,
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_dim, bias=cfg.bias)
+        self.act = Activation(cfg.activation)
+        self.c_proj = nn.Linear(cfg.mlp_dim, cfg.n_embd, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    """pre:  x + f(ln(x));  post: ln(x + f(x)) (BERT);  none: x + f(x)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.norm = cfg.norm
+        self.ln_1 = layer_norm(cfg) if cfg.norm != "none" else nn.Identity()
+        self.attn = SelfAttention(cfg)
+        self.ln_2 = layer_norm(cfg) if cfg.norm != "none" else nn.Identity()
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.resid_dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.norm == "pre":
+            x = x + self.drop(self.attn(self.ln_1(x), mask, rope))
+            x = x + self.drop(self.mlp(self.ln_2(x)))
+        else:  # post (ln_* are LayerNorms) or none (ln_* are identities)
+            x = self.ln_1(x + self.drop(self.attn(x, mask, rope)))
+            x = self.ln_2(x + self.drop(self.mlp(x)))
+        return x
+
+
+def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool) -> torch.Tensor | None:
+    """Boolean SDPA mask (True = attend) from an HF-style key mask (B, T) (1 = token, 0 = pad).
+
+    Returns None when there is no padding mask (the causal case then uses ``is_causal=True``).
+    Rows left with no key at all (a left-padded query under a causal mask, or an all-padding
+    sequence) attend everywhere instead, so that they stay finite; such rows are padding
+    positions whose outputs are never meant to be used.
+    """
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != seq_len:
+        raise ValueError(f"attention_mask must be (B, T={seq_len}), got {tuple(attention_mask.shape)}")
+    keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+    if causal:
+        tril = torch.ones(seq_len, seq_len, dtype=torch.bool, device=keep.device).tril()
+        keep = keep & tril  # (B, 1, T, T)
+    return keep | ~keep.any(dim=-1, keepdim=True)
+
+
+# ----------------------------------------------------------------------------- the core
+
+class Transformer(nn.Module):
+    """Embeddings + blocks (+ final LayerNorm). Returns hidden states (B, T, C); heads live in
+    :mod:`gpt` and :mod:`bert`."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd, padding_idx=cfg.padding_idx)
+        if cfg.pos in ("learned", "random_subset"):
+            self.wpe = LearnedPositions(cfg.max_positions, cfg.n_embd)
+        elif cfg.pos == "sinusoidal":
+            self.wpe = SinusoidalPositions(cfg.n_embd, cfg.rope_base)
+        elif cfg.pos == "rotary":
+            self.rotary = RotaryPositions(cfg.head_dim, cfg.rope_base)
+        self.wtt = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size > 0 else None
+        self.ln_e = layer_norm(cfg) if cfg.embed_norm else None
+        self.drop = nn.Dropout(cfg.embd_dropout)
+        self.h = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = layer_norm(cfg) if cfg.final_norm else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 init: N(0, init_std) weights, zero biases, output projections scaled by
+        1/sqrt(2 n_layer), LayerNorms at identity."""
+        std = self.config.init_std
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                scale = 1.0 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj") else 1.0
+                nn.init.normal_(module.weight, std=std * scale)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.Embedding, LearnedPositions)):
+                nn.init.normal_(module.weight, std=std)
+                if getattr(module, "padding_idx", None) is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                module.reset_parameters()
+
+    def positions(self, batch: int, seq_len: int, device) -> torch.Tensor:
+        """The positions used when none are given: 0..T-1, or a random sorted subset of the
+        table per sequence for ``random_subset`` in training."""
+        cfg = self.config
+        if cfg.pos == "random_subset" and self.training:
+            return default_positions(batch, seq_len, device, random_subset_of=cfg.max_positions)
+        return default_positions(batch, seq_len, device)
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        B, T, _ = x.shape
+        if positions is None:
+            if cfg.pos in ("learned", "random_subset") and T > cfg.block_size:
+                raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+            if cfg.pos != "none":
+                positions = self.positions(B, T, x.device)  # (B|1, T)
+        elif positions.shape[-1] != T:
+            raise ValueError(f"positions must be (B, T={T}), got {tuple(positions.shape)}")
+        if self.wtt is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros(1, T, dtype=torch.long, device=x.device)
+            x = x + self.wtt(token_type_ids)
+        elif token_type_ids is not None:
+            raise ValueError("token_type_ids given but the model has no token-type embeddings (type_vocab_size=0)")
+        rope = None
+        if cfg.pos == "rotary":
+            rope = self.rotary(positions)  # (cos, sin), each (B|1, 1, T, hs/2)
+        elif cfg.pos != "none":
+            x = x + self.wpe(positions).to(x.dtype)  # (B|1, T, C) broadcast over the batch
+        if self.ln_e is not None:
+            x = self.ln_e(x)
+        x = self.drop(x)
+        mask = sdpa_mask(attention_mask, T, cfg.causal)  # None, (B, 1, 1, T) or (B, 1, T, T)
+        for block in self.h:
+            x = block(x, mask, rope)
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+        return x  # (B, T, C)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count (shared tensors once). ``non_embedding`` leaves out the position and
+        token-type tables (lookups, no matmul)."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            if isinstance(getattr(self, "wpe", None), LearnedPositions):
+                n -= self.wpe.weight.numel()
+            if self.wtt is not None:
+                n -= self.wtt.weight.numel()
+        return n
+
+
+def flops_per_token(n_matmul_params: int, n_layer: int, n_embd: int, seq_len: int) -> int:
+    """Training FLOPs per token, forward + backward (PaLM appendix B / nanoGPT convention):
+    6 N for the weight matmuls plus 12 L C T for the attention scores and values (causal
+    masking not discounted)."""
+    return 6 * n_matmul_params + 12 * n_layer * n_embd * seq_len
