@@ -111,6 +111,12 @@ def test_sdpa_mask_shapes_and_no_mask_fast_path():
     assert m[0, 0].tolist() == [[True, False, False], [True, True, False], [True, True, False]]
     m = sdpa_mask(torch.tensor([[0, 1, 1]]), 3, causal=False)
     assert m.shape == (1, 1, 1, 3) and m[0, 0, 0].tolist() == [False, True, True]
+    # rows with no key (left pad under causal masking, all-padding rows) are opened up, so that no
+    # SDPA kernel sees an all-False row (some return NaN for those)
+    m = sdpa_mask(torch.tensor([[0, 1, 1], [0, 0, 0]]), 3, causal=True)
+    assert m.any(-1).all()
+    assert m[0, 0, 1:].tolist() == [[False, True, False], [False, True, True]]
+    assert sdpa_mask(torch.tensor([[0, 0, 0]]), 3, causal=False).any(-1).all()
 
 
 # ----------------------------------------------------------------------------- positions
