@@ -38,7 +38,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("profile", [None, "profiles/smoke", "profiles/slurm"])
 def test_dry_run_shows_the_dag(profile):
-    args = ["-n", "--quiet", "rules"] + (["--profile", profile] if profile else [])
+    args = ["-n", "--forceall", "--quiet", "rules"] + (["--profile", profile] if profile else [])
     out = snakemake(*args).stdout
     for rule in ("reference_parity", "reference_dropin", "reference_report", "claims", "data_manifest"):
         assert rule in out, f"{rule} missing from the DAG of profile {profile}:\n{out}"
@@ -70,10 +70,12 @@ def _children(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
+        kids = []
+        for task in Path(f"/proc/{p}/task").glob("*"):  # a child may belong to any thread
+            try:
+                kids += (task / "children").read_text().split()
+            except OSError:
+                continue
         out += [int(k) for k in kids]
         todo += [int(k) for k in kids]
     return out

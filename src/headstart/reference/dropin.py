@@ -67,7 +67,7 @@ def run(impl: str, seed: int, cfg: dict, train_path: str, val_path: str, *,
             raise ValueError(f"enwik8 {name} split has {len(data)} bytes; context {ctx} needs more")
     model = build(impl, cfg["model"], seed)
     loop_cfg = TrainConfig.from_dict({**{k: cfg[k] for k in LOOP_KEYS if k in cfg}, "seed": seed,
-                                      "progress": progress})
+                                      "eval_at_start": True, "progress": progress})
     micro = bs // loop_cfg.grad_accum
 
     def batch_fn(step: int, micro_step: int):
