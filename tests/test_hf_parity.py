@@ -77,11 +77,16 @@ def test_gelu_variants_are_told_apart():
 
 def test_workflow_parity_table_passes_on_small_configs():
     cfg = {"gpt2": [dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=7, batch=2)],
-           "bert": [dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=7, batch=3)],
-           "logits_atol": 1e-5, "grad_rtol": 1e-5, "minilm_atol": 1e-4, "minilm": False}
+           "bert": [dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=7, batch=3),
+                    dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=7, batch=3,
+                         dtype="float64")],
+           "logits_atol": 1e-5, "grad_rtol": 1e-5, "minilm_atol": 1e-4, "minilm": False,
+           "fp64_atol": 1e-10, "fp64_grad_rtol": 1e-10}
     df = parity.run(cfg, seed=0)
     assert set(df["check"]) == {"output", "grad", "input_grad", "roundtrip"}
     assert df["passed"].all(), df.to_string()
+    fp64 = df[df["dtype"] == "float64"]
+    assert len(fp64) and (fp64.loc[fp64["check"] != "roundtrip", "bar"] == 1e-10).all()
     # and a check fails when the bar is below what float32 can give
     strict = parity.run({**cfg, "logits_atol": 1e-12}, seed=0)
     assert not strict.loc[strict["check"] == "output", "passed"].all()
@@ -221,3 +226,22 @@ def test_to_hf_rejects_variants_hf_cannot_express():
         to_hf(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=8, vocab_size=20, block_size=8, norm="post")))
     with pytest.raises(ConversionError, match="no Hugging Face equivalent"):
         to_hf(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=8, vocab_size=20, block_size=8, activation="sign")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_paper_scale_parity(kind):
+    """The paper config's full-size models (GPT-2 124M, BERT-base shapes) match in float64."""
+    import yaml
+
+    from conftest import REPO
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["reference"]["parity"]
+    big = [c for c in cfg[kind] if c["n_layer"] == 12]
+    assert big, "config.yaml lists no full-size model"
+    rows = parity.parity_rows(kind, big, seed=0)
+    assert {r["dtype"] for r in rows} == {"float64"}
+    bars = {"output": cfg["fp64_atol"], "grad": cfg["fp64_grad_rtol"], "input_grad": cfg["fp64_grad_rtol"],
+            "roundtrip": 0.0}
+    for r in rows:
+        assert r["value"] <= bars[r["check"]], r

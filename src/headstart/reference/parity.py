@@ -178,16 +178,23 @@ def _label(cfg: dict) -> str:
             f"T{cfg['seq_len']} B{cfg['batch']}")
 
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
 def parity_rows(kind: str, cfgs: list[dict], seed: int) -> list[dict]:
+    """Measure every config of one model kind ('gpt2' or 'bert'); a config's optional ``dtype``
+    ('float32' default, or 'float64') is the precision both models run in."""
     rows = []
     for i, cfg in enumerate(cfgs):
         arch = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions")}
+        dtype = cfg.get("dtype", "float32")
         hf = hf_gpt2(seed + i, **arch) if kind == "gpt2" else hf_bert(seed + i, **arch)
+        hf = hf.to(DTYPES[dtype])
         batch = make_batch(seed + i, cfg["vocab_size"], cfg["batch"], cfg["seq_len"],
                            left_pad_row=1 if kind == "bert" and cfg["batch"] > 1 else None, types=kind == "bert")
         res = measure(hf, *batch)
         for check in ("output", "grad", "input_grad", "roundtrip"):
-            rows.append({"model": kind, "config": _label(cfg), "check": check, "value": res[check],
+            rows.append({"model": kind, "config": _label(cfg), "dtype": dtype, "check": check, "value": res[check],
                          "detail": res["grad_worst_param"] if check == "grad" else ""})
     return rows
 
@@ -230,11 +237,9 @@ def minilm_rows() -> list[dict]:
     diff = (out - ref)[enc["attention_mask"].bool()].abs().max().item()
     emb = mean_pool(out, enc["attention_mask"])
     margin = (emb[0] @ emb[1] - emb[0] @ emb[2]).item()
-    return [
-        {"model": "minilm", "config": "all-MiniLM-L6-v2", "check": "output", "value": diff, "detail": ""},
-        {"model": "minilm", "config": "all-MiniLM-L6-v2", "check": "ranking", "value": margin,
-         "detail": "cos(food, bread) - cos(food, horse)"},
-    ]
+    row = {"model": "minilm", "config": "all-MiniLM-L6-v2", "dtype": "float32"}
+    return [{**row, "check": "output", "value": diff, "detail": ""},
+            {**row, "check": "ranking", "value": margin, "detail": "cos(food, bread) - cos(food, horse)"}]
 
 
 def run(cfg: dict, seed: int) -> pd.DataFrame:
@@ -244,9 +249,12 @@ def run(cfg: dict, seed: int) -> pd.DataFrame:
     if cfg.get("minilm", True):
         rows += minilm_rows()
     df = pd.DataFrame(rows)
-    bars = {"output": cfg["logits_atol"], "grad": cfg["grad_rtol"], "input_grad": cfg["grad_rtol"],
-            "roundtrip": 0.0, "ranking": 0.0}
-    df["bar"] = [cfg["minilm_atol"] if (m == "minilm" and c == "output") else bars[c]
-                 for m, c in zip(df["model"], df["check"])]
+    bars = {
+        "float32": {"output": cfg["logits_atol"], "grad": cfg["grad_rtol"], "input_grad": cfg["grad_rtol"]},
+        "float64": {"output": cfg["fp64_atol"], "grad": cfg["fp64_grad_rtol"], "input_grad": cfg["fp64_grad_rtol"]},
+    }
+    df["bar"] = [cfg["minilm_atol"] if (m == "minilm" and c == "output")
+                 else 0.0 if c in ("roundtrip", "ranking") else bars[d][c]
+                 for m, d, c in zip(df["model"], df["dtype"], df["check"])]
     df["passed"] = [(v > b) if c == "ranking" else (v <= b) for v, b, c in zip(df["value"], df["bar"], df["check"])]
     return df

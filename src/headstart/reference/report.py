@@ -23,8 +23,8 @@ MODEL_WORDS = {"gpt2": "GPT-2 (GPT2LMHeadModel)", "bert": "BERT (BertForMaskedLM
 
 def parity_table(parity: pd.DataFrame) -> str:
     t = parity.assign(check=parity["check"].map(CHECK_WORDS).fillna(parity["check"]))
-    t = t[["model", "config", "check", "value", "bar", "passed", "detail"]]
-    return "# Reference parity with Hugging Face (float32)\n\n" + markdown_table(t, floatfmt=".3g")
+    t = t[["model", "config", "dtype", "check", "value", "bar", "passed", "detail"]]
+    return "# Reference parity with Hugging Face\n\n" + markdown_table(t, floatfmt=".3g")
 
 
 def final_bpb(runs: pd.DataFrame) -> pd.DataFrame:
@@ -58,8 +58,8 @@ def dropin_figure(runs: pd.DataFrame, png: str, pdf: str) -> None:
 
 def claims(parity: pd.DataFrame, final: pd.DataFrame, margin: float) -> list[Claim]:
     out = []
-    for model, g in parity.groupby("model", sort=False):
-        words = MODEL_WORDS[model]
+    for (model, dtype), g in parity.groupby(["model", "dtype"], sort=False):
+        words = f"{MODEL_WORDS[model]} {dtype}"
         n = g["config"].nunique()
         outs = g[g["check"] == "output"]
         worst, bar = float(outs["value"].max()), float(outs["bar"].iloc[0])
