@@ -1,0 +1,231 @@
+"""The letter-counting transformer of the growth study, as an ensemble of E independent models.
+
+One module holds E models with stacked weights (leading ensemble dimension E; E = 1 is a single
+run) built from :class:`headstart.models.ensemble.EnsembleLinear`, so 100 repeats train as one
+batched computation. Every random draw of member e (init, dropout) comes from member e's own
+generators, so an ensemble of E gives exactly the E separate runs with the same seeds.
+
+The architecture is the original BUS model (``transfer.py`` at cfc0daa; spec growth.md §1.1):
+
+* ``nn.Embedding(27, d_model)`` plus a positional encoding (``pe``, (E, 20, d_model));
+* ``n_layers`` single-head, bidirectional layers without LayerNorm:
+  ``A = softmax(Q Kᵀ · scale)``, ``a = A V + x``, ``out = FFN(a) + a`` with W_Q, W_K: d → d_internal,
+  W_V: d → d (no bias, no output projection), FFN = Linear(d, di) → ReLU → Dropout → Linear(di, d);
+* head Linear(d, di) → ReLU → Dropout → Linear(di, 3) → log-softmax.
+
+Faithful settings (:func:`faithful_config`): the non-standard sinusoid ``sin/cos(pos / 10000**(2m/d))``
+(exponent 2m/d, not 2⌊m/2⌋/d) kept as a fixed float32 tensor, attention scaled by 1/sqrt(d_model),
+dropout 0.5, float64, and the unused ``nn.Embedding(20, d_model)`` drawn (and discarded) in the
+original module-creation order. The corrected variant (:func:`corrected_config`) scales by
+1/sqrt(d_internal), uses standard sinusoidal or learned positions, and is evaluated in eval mode.
+
+Growth operators (headstart.growth.operators) may install MSG masks: ``mask_model`` (E, d_model)
+multiplies the residual stream and ``mask_internal`` (E, d_internal) the attention/FFN/head inner
+units; both are ones unless a grown model ramps them from 0 to 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from headstart.models.ensemble import EnsembleLinear
+
+VOCAB = 27        # a..z = 0..25, space = 26
+N_CLASSES = 3     # min(2, earlier occurrences)
+SEQ_LEN = 20
+
+
+@dataclass(frozen=True)
+class LCConfig:
+    d_model: int
+    d_internal: int
+    n_layers: int = 1
+    pos: str = "bus_sinusoid"      # bus_sinusoid | sinusoidal | learned
+    attn_scale: str = "d_model"    # d_model (original: 1/sqrt(d_model)) | d_internal (standard)
+    dropout: float = 0.5
+    dtype: str = "float64"         # float64 (faithful) | float32
+    draw_unused_embedding: bool = True  # the original's unused nn.Embedding(20, d) consumes RNG draws
+
+    def __post_init__(self):
+        if self.pos not in ("bus_sinusoid", "sinusoidal", "learned"):
+            raise ValueError(f"pos must be bus_sinusoid, sinusoidal or learned, got {self.pos!r}")
+        if self.attn_scale not in ("d_model", "d_internal"):
+            raise ValueError(f"attn_scale must be d_model or d_internal, got {self.attn_scale!r}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        if self.d_model < 1 or self.d_internal < 1 or self.n_layers < 1:
+            raise ValueError(f"sizes must be positive: {self}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LCConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} for the growth model; valid keys: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def resized(self, d_model: int, d_internal: int, n_layers: int | None = None) -> "LCConfig":
+        return replace(self, d_model=d_model, d_internal=d_internal, n_layers=n_layers or self.n_layers)
+
+
+def faithful_config(d_model: int) -> LCConfig:
+    return LCConfig(d_model=d_model, d_internal=d_model // 2)
+
+
+def corrected_config(d_model: int, pos: str = "sinusoidal", dtype: str = "float32") -> LCConfig:
+    return LCConfig(d_model=d_model, d_internal=d_model // 2, pos=pos, attn_scale="d_internal",
+                    dtype=dtype, draw_unused_embedding=False)
+
+
+def bus_sinusoid(d: int, n_pos: int = SEQ_LEN) -> torch.Tensor:
+    """The original's PE: sin(pos/10000**(2m/d)) for even m, cos(...) for odd m; float32, (n_pos, d)."""
+    pos = torch.arange(n_pos, dtype=torch.float32)[:, None]
+    m = torch.arange(d, dtype=torch.float32)[None, :]
+    angle = pos / torch.pow(torch.tensor(10000.0), 2 * m / d)
+    return torch.where(m.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+
+
+def standard_sinusoid(d: int, n_pos: int = SEQ_LEN) -> torch.Tensor:
+    """Vaswani et al.: sin/cos(pos / 10000**(2⌊m/2⌋/d)); float32, (n_pos, d)."""
+    pos = torch.arange(n_pos, dtype=torch.float32)[:, None]
+    m = torch.arange(d, dtype=torch.float32)[None, :]
+    angle = pos / torch.pow(torch.tensor(10000.0), 2 * torch.div(m, 2, rounding_mode="floor") / d)
+    return torch.where(m.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+
+
+def generators(seeds: list[int], purpose: int) -> list[torch.Generator]:
+    """One CPU generator per member, seeded from (member seed, purpose); purposes keep the
+    streams of init, data order and dropout apart."""
+    return [torch.Generator().manual_seed(int(s) * 1_000_003 + purpose) for s in seeds]
+
+
+INIT, DATA, DROPOUT = 1, 2, 3
+
+
+def _uniform(gens, shape, bound, dtype) -> torch.Tensor:
+    return torch.stack([torch.empty(shape, dtype=torch.float64).uniform_(-bound, bound, generator=g)
+                        for g in gens]).to(dtype)
+
+
+class Layer(nn.Module):
+    def __init__(self, E: int, d: int, di: int, dtype):
+        super().__init__()
+        kw = {"dtype": dtype}
+        self.wq = EnsembleLinear(E, d, di, bias=False, **kw)
+        self.wk = EnsembleLinear(E, d, di, bias=False, **kw)
+        self.wv = EnsembleLinear(E, d, d, bias=False, **kw)
+        self.ffn1 = EnsembleLinear(E, d, di, **kw)
+        self.ffn2 = EnsembleLinear(E, di, d, **kw)
+
+
+class LetterCounter(nn.Module):
+    """E letter-counting transformers; ``forward(x)`` maps (E, B, 20) ids to (E, B, 20, 3) log-probs."""
+
+    def __init__(self, cfg: LCConfig, seeds: list[int]):
+        super().__init__()
+        self.cfg = cfg
+        self.seeds = [int(s) for s in seeds]
+        E, d, di, dt = len(self.seeds), cfg.d_model, cfg.d_internal, cfg.torch_dtype
+        self.n_models = E
+        self.layers = nn.ModuleList(Layer(E, d, di, dt) for _ in range(cfg.n_layers))
+        self.head1 = EnsembleLinear(E, d, di, dtype=dt)
+        self.head2 = EnsembleLinear(E, di, N_CLASSES, dtype=dt)
+        self.emb = nn.Parameter(torch.empty(E, VOCAB, d, dtype=dt))
+        if cfg.pos == "learned":
+            self.pe = nn.Parameter(torch.empty(E, SEQ_LEN, d, dtype=dt))
+        else:
+            self.register_buffer("pe", torch.empty(E, SEQ_LEN, d, dtype=torch.float32))
+        self.register_buffer("mask_model", torch.ones(E, d, dtype=dt))
+        self.register_buffer("mask_internal", torch.ones(E, di, dtype=dt))
+        self._dropout_gens = generators(self.seeds, DROPOUT)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ init
+    def reset_parameters(self) -> None:
+        """PyTorch default init per member, drawn from the member's init generator in the
+        original module-creation order: layer (W_Q, W_K, W_V, FFN), head, PE, embedding."""
+        gens = generators(self.seeds, INIT)
+        self.init_from(gens)
+
+    @torch.no_grad()
+    def init_from(self, gens: list[torch.Generator]) -> None:
+        cfg, dt = self.cfg, self.cfg.torch_dtype
+        d, di = cfg.d_model, cfg.d_internal
+
+        def linear(lin: EnsembleLinear):
+            bound = 1.0 / math.sqrt(lin.in_features)
+            lin.weight.copy_(_uniform(gens, (lin.in_features, lin.out_features), bound, dt))
+            if lin.bias is not None:
+                lin.bias.copy_(_uniform(gens, (1, lin.out_features), bound, dt))
+
+        for layer in self.layers:
+            for lin in (layer.wq, layer.wk, layer.wv, layer.ffn1, layer.ffn2):
+                linear(lin)
+        linear(self.head1)
+        linear(self.head2)
+        normal = lambda shape: torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in gens])
+        if cfg.pos == "learned":
+            self.pe.copy_(normal((SEQ_LEN, d)).to(dt))
+        else:
+            if cfg.draw_unused_embedding:
+                normal((SEQ_LEN, d))  # the original's unused nn.Embedding(20, d): drawn, never used
+            table = bus_sinusoid(d) if cfg.pos == "bus_sinusoid" else standard_sinusoid(d)
+            self.pe.copy_(table.expand(self.n_models, -1, -1))
+        self.emb.copy_(normal((VOCAB, d)).to(dt))
+        self.mask_model.fill_(1.0)
+        self.mask_internal.fill_(1.0)
+
+    # --------------------------------------------------------------- forward
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.cfg.dropout
+        if not self.training or p == 0.0:
+            return x
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g, dtype=torch.float64) >= p
+                            for g in self._dropout_gens])  # (E, ...): each member its own mask
+        return x * keep.to(x.dtype) / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E, B, T = x.shape
+        if E != self.n_models:
+            raise ValueError(f"input has {E} ensemble members, model has {self.n_models}")
+        cfg = self.cfg
+        mm = self.mask_model[:, None, None, :]       # (E, 1, 1, d)
+        mi = self.mask_internal[:, None, None, :]    # (E, 1, 1, di)
+        members = torch.arange(E, device=x.device)[:, None, None]
+        h = self.emb[members, x] + self.pe[:, None, :T, :]   # (E, B, T, d); float32 PE promotes
+        h = h.to(cfg.torch_dtype) * mm
+        scale = 1.0 / math.sqrt(cfg.d_model if cfg.attn_scale == "d_model" else cfg.d_internal)
+        for layer in self.layers:
+            q = layer.wq(h) * mi                                   # (E, B, T, di)
+            k = layer.wk(h) * mi                                   # (E, B, T, di)
+            v = layer.wv(h)                                        # (E, B, T, d)
+            att = torch.softmax(q @ k.transpose(-1, -2) * scale, dim=-1)   # (E, B, T, T)
+            a = (att @ v) * mm + h
+            f = self._dropout(F.relu(layer.ffn1(a)) * mi)          # (E, B, T, di)
+            h = layer.ffn2(f) * mm + a
+        z = self._dropout(F.relu(self.head1(h)) * mi)
+        return F.log_softmax(self.head2(z), dim=-1)                # (E, B, T, 3)
+
+    def extra_repr(self) -> str:
+        return f"E={self.n_models}, {self.cfg}"
+
+
+def count_flops_per_example(cfg: LCConfig, backward: bool = True) -> float:
+    """Multiply-adds × 2 of one 20-character example (forward; ×3 with backward), matmuls only."""
+    d, di, T = cfg.d_model, cfg.d_internal, SEQ_LEN
+    per_token_layer = 2 * (d * di * 2 + d * d + d * di + di * d)   # Q, K, V, FFN
+    attn_layer = 2 * (T * di + T * d)                                # scores + A·V, per token
+    head = 2 * (d * di + di * N_CLASSES)
+    fwd = T * (cfg.n_layers * (per_token_layer + attn_layer) + head)
+    return float(fwd * (3 if backward else 1))
