@@ -35,3 +35,35 @@ def checkpoint_path(output_path):
     job keeps it and a re-run resumes)."""
     rel = Path(output_path).relative_to("results")
     return str(Path("results/checkpoints") / rel.with_suffix(".pt"))
+
+
+DEPTH_OPERATORS = ("identity_layer", "gstack")
+
+
+def growth_track_runs(track):
+    """(operator, opt_mode) pairs of one growth track, scratch baselines included."""
+    g = config["growth"][track]
+    ops = g["operators"]
+    modes = g.get("opt_modes", ["reset"]) if track == "corrected" else ["reset"]
+    runs = [("scratch", "na")]
+    if any(op in DEPTH_OPERATORS for op in ops):
+        runs.append(("scratch_deep", "na"))
+    runs += [(op, mode) for op in ops for mode in modes]
+    return runs
+
+
+def growth_runs():
+    """Every growth run file: track × size × (operator, optimizer-state mode)."""
+    return [
+        f"results/growth/runs/{track}/d{size}/{op}.{mode}.parquet"
+        for track in ("faithful", "corrected")
+        for size in config["growth"]["sizes"]
+        for op, mode in growth_track_runs(track)
+    ]
+
+
+def growth_settings(track):
+    """The protocol settings of one track (everything but the operator lists)."""
+    g = config["growth"]
+    s = {k: v for k, v in g[track].items() if k not in ("operators", "opt_modes", "val_lines")}
+    return {**s, "base_seed": g["base_seed"]}

@@ -134,3 +134,26 @@ def test_verdict_null_shift():
     assert verdict(0.5, 0.9, null=1.0) == "not supported"
     with pytest.raises(ValueError):
         verdict(0.1, 0.2, alternative="bigger")
+
+
+def test_slope_ci_matches_scipy_and_covers_the_true_slope():
+    from scipy import stats as st
+
+    from headstart.stats import slope_ci
+
+    rng = np.random.default_rng(3)
+    x = np.repeat(np.log2([48, 96, 192, 384]), 25)
+    y = 1.5 * x + rng.normal(0, 2, x.size)
+    res = slope_ci(x, y)
+    ref = st.linregress(x, y)
+    assert res["slope"] == pytest.approx(ref.slope) and res["p"] == pytest.approx(ref.pvalue)
+    assert res["ci_low"] < 1.5 < res["ci_high"]
+    assert math.isnan(slope_ci([1, 1, 1], [1, 2, 3])["slope"])
+
+
+def test_wilson_ci_known_value():
+    from headstart.stats import wilson_ci
+
+    lo, hi = wilson_ci(8, 10)  # textbook: 0.490 to 0.943
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))

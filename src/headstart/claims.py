@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
-VERDICTS = ("supported", "not supported", "inconclusive")
+from headstart.stats import VERDICTS  # noqa: E402  (one definition of the verdict words)
 
 
 @dataclass(frozen=True)

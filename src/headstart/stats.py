@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "ALTERNATIVES", "VERDICTS"]
+__all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "slope_ci", "wilson_ci", "ALTERNATIVES", "VERDICTS"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 VERDICTS = ("supported", "not supported", "inconclusive")
@@ -229,3 +229,32 @@ def verdict(ci_low: float, ci_high: float, alternative: str = "greater", null: f
     if alternative == "less":
         return "supported" if below else "not supported" if above else "inconclusive"
     return "supported" if (above or below) else "inconclusive"
+
+
+def slope_ci(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Ordinary least squares of ``y`` on ``x`` (with intercept): the slope, its Student-t CI
+    (n - 2 degrees of freedom) and the two-sided p-value of slope = 0."""
+    _check_level(level)
+    x, y = _as_1d(x, "x"), _as_1d(y, "y")
+    if x.size != y.size:
+        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
+    n = x.size
+    if n < 3 or np.ptp(x) == 0:
+        return {"slope": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "n": n}
+    res = _st.linregress(x, y)
+    half = _st.t.ppf((1 + level) / 2, n - 2) * res.stderr
+    return {"slope": float(res.slope), "ci_low": float(res.slope - half), "ci_high": float(res.slope + half),
+            "p": float(res.pvalue), "n": n}
+
+
+def wilson_ci(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (ties counted as half a success are allowed)."""
+    _check_level(level)
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = _st.norm.ppf((1 + level) / 2)
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
