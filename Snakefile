@@ -16,6 +16,7 @@ validate(config, "config.schema.yaml", set_default=True)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/reference.smk"
+include: "rules/growth.smk"
 include: "rules/report.smk"
 
 
@@ -27,4 +28,8 @@ rule all:
         "results/paper/reference_parity.md",
         "results/paper/reference_dropin.md",
         expand("results/paper/reference_dropin.{ext}", ext=["png", "pdf"]),
+        "results/paper/growth_table.md",
+        "results/paper/growth_table.csv",
+        "results/paper/growth_operators.md",
+        expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
     default_target: True

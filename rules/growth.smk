@@ -29,3 +29,48 @@ rule growth_run:
         "results/growth/benchmarks/{track}_d{size}_{operator}.{opt_mode}.tsv"
     script:
         "../scripts/growth_run.py"
+
+
+rule growth_report:
+    input:
+        growth_runs(),
+    output:
+        runs="results/growth/runs.parquet",
+        stats="results/growth/stats.csv",
+        table_md=report(
+            "results/paper/growth_table.md",
+            caption="../report/growth_table.rst",
+            category="growth",
+        ),
+        table_csv="results/paper/growth_table.csv",
+        operators_md="results/paper/growth_operators.md",
+        curves_png=report(
+            "results/paper/growth_curves.png",
+            caption="../report/growth_curves.rst",
+            category="growth",
+        ),
+        curves_pdf="results/paper/growth_curves.pdf",
+        diffs_png=report(
+            "results/paper/growth_diffs.png",
+            caption="../report/growth_diffs.rst",
+            category="growth",
+        ),
+        diffs_pdf="results/paper/growth_diffs.pdf",
+        size_png=report(
+            "results/paper/growth_size.png",
+            caption="../report/growth_size.rst",
+            category="growth",
+        ),
+        size_pdf="results/paper/growth_size.pdf",
+        claims="results/growth/claims.csv",
+    params:
+        published=config["growth"]["published"],
+        targets=config["growth"]["targets"],
+        min_size=config["growth"]["claim_min_size"],
+        tolerance=config["growth"]["reproduction_tolerance"],
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/report/growth.log",
+    script:
+        "../scripts/growth_report.py"

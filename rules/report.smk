@@ -46,6 +46,7 @@ rule reference_report:
 rule claims:
     input:
         "results/reference/claims.csv",
+        "results/growth/claims.csv",
     output:
         md=report(
             "results/paper/claims.md",

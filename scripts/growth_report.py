@@ -1,0 +1,25 @@
+"""Statistics, tables, figures and claims of the growth study (rules/growth.smk)."""
+import pandas as pd
+
+from headstart.claims import to_frame
+from headstart.growth import analysis
+from headstart.io import read_table, setup_script_logging, write_table, write_text
+
+setup_script_logging(snakemake.log[0])
+out = snakemake.output
+p = snakemake.params
+published = {int(k): v for k, v in p.published.items()}
+runs = pd.concat([read_table(f) for f in snakemake.input], ignore_index=True)
+final = analysis.final_scores(runs)
+stats = analysis.paired_stats(final, runs, targets=tuple(p.targets))
+table = analysis.published_layout(final, stats, published)
+write_table(runs, out.runs)
+write_table(stats, out.stats)
+write_table(table, out.table_csv)
+write_text(out.table_md, analysis.published_markdown(table))
+write_text(out.operators_md, analysis.operators_markdown(stats))
+analysis.curves_figure(runs, out.curves_png, out.curves_pdf)
+analysis.diffs_figure(final, out.diffs_png, out.diffs_pdf)
+analysis.size_figure(final, published, out.size_png, out.size_pdf)
+claims = analysis.claims(final, stats, min_size=p.min_size, published=published, tolerance=p.tolerance)
+write_table(to_frame(claims), out.claims)
