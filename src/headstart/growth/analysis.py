@@ -187,6 +187,19 @@ def published_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _epochs_cell(r: dict) -> str:
+    """Mean epochs to reach 90% and 95% dev accuracy (over the replicates that reach it, with the
+    share that does), transfer arm; scratch arm."""
+    def one(prefix: str) -> str:
+        parts = []
+        for t in ("0.9", "0.95"):
+            m, reach = r.get(f"{prefix}_epochs_to_{t}", math.nan), r.get(f"{prefix}_reach_{t}", math.nan)
+            parts.append("—" if not (isinstance(m, float) and math.isfinite(m)) else f"{m:.1f} ({reach:.0%})")
+        return " / ".join(parts)
+
+    return f"{one('transfer')}; {one('baseline')}"
+
+
 def operators_markdown(stats: pd.DataFrame) -> str:
     lines = ["# Growth operators: paired difference to scratch (percentage points)", "",
              "Δ = transfer − baseline, paired by replicate; baseline 'scratch' is epoch-matched,",
@@ -194,7 +207,7 @@ def operators_markdown(stats: pd.DataFrame) -> str:
              "across sizes within each operator × optimizer mode × baseline.", ""]
     cols = ["track", "d_model", "operator", "opt_mode", "baseline", "n", "transfer", "baseline acc",
             "Δ [t CI]", "Δ [bootstrap CI]", "p_t (Holm)", "p_Wilcoxon (Holm)", "win rate [Wilson CI]",
-            "FLOPs ratio"]
+            "FLOPs ratio", "epochs to 90% / 95% (transfer; scratch)"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in stats.sort_values(["track", "operator", "opt_mode", "baseline", "d_model"]).to_dict("records"):
         lines.append("| " + " | ".join([
@@ -205,6 +218,7 @@ def operators_markdown(stats: pd.DataFrame) -> str:
             f"{r['t_p_holm']:.2g}", f"{r['wilcoxon_p_holm']:.2g}",
             f"{r['win_rate']:.2f} {_ci(r['win_ci_low'], r['win_ci_high'], '{:.2f}')}",
             f"{r['flops_transfer'] / r['flops_baseline']:.3f}" if r["flops_baseline"] else "—",
+            _epochs_cell(r),
         ]) + " |")
     return "\n".join(lines) + "\n"
 
