@@ -21,7 +21,9 @@ original module-creation order. The corrected variant (:func:`corrected_config`)
 
 Growth operators (headstart.growth.operators) may install MSG masks: ``mask_model`` (E, d_model)
 multiplies the residual stream and ``mask_internal`` (E, d_internal) the attention/FFN/head inner
-units; both are ones unless a grown model ramps them from 0 to 1.
+units; both are ones unless a grown model ramps them from 0 to 1. The operator marks the new units
+in ``msg_new_model`` / ``msg_new_internal`` (1 = new, 0 = old; zeros by default) and the training
+loop ramps them with :meth:`LetterCounter.set_msg_alpha` (mask = 1 on old units, alpha on new ones).
 """
 from __future__ import annotations
 
@@ -148,6 +150,8 @@ class LetterCounter(nn.Module):
             self.register_buffer("pe", torch.empty(E, SEQ_LEN, d, dtype=torch.float32))
         self.register_buffer("mask_model", torch.ones(E, d, dtype=dt))
         self.register_buffer("mask_internal", torch.ones(E, di, dtype=dt))
+        self.register_buffer("msg_new_model", torch.zeros(E, d, dtype=dt))       # 1 = unit added by MSG growth
+        self.register_buffer("msg_new_internal", torch.zeros(E, di, dtype=dt))
         self._dropout_gens = generators(self.seeds, DROPOUT)
         self.reset_parameters()
 
@@ -185,6 +189,18 @@ class LetterCounter(nn.Module):
         self.emb.copy_(normal((VOCAB, d)).to(dt))
         self.mask_model.fill_(1.0)
         self.mask_internal.fill_(1.0)
+        self.msg_new_model.zero_()
+        self.msg_new_internal.zero_()
+
+    @torch.no_grad()
+    def set_msg_alpha(self, alpha: float) -> None:
+        """MSG ramp: masks = 1 on old units and ``alpha`` (0 at growth, 1 = fully grown) on the units
+        marked in ``msg_new_model`` / ``msg_new_internal``; a no-op for models without new units."""
+        alpha = float(alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"MSG alpha must be in [0, 1], got {alpha}")
+        self.mask_model.copy_(1.0 - self.msg_new_model * (1.0 - alpha))
+        self.mask_internal.copy_(1.0 - self.msg_new_internal * (1.0 - alpha))
 
     # --------------------------------------------------------------- forward
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
