@@ -241,6 +241,28 @@ def test_copy_maps_blocks_and_new_entries():
     assert (zo.emb[..., D_S:] == 0).all() and (zo.pe[..., D_S:] == 0).all()
 
 
+def test_copy_zero_out_new_units_are_not_dead():
+    """Zeroing only the outgoing side: every zeroed block gets a gradient at once (its inputs are
+    non-zero), and the incoming weights of new units do after one step (zeroing both sides would not)."""
+    small, _ = trained()
+    big, _ = grow(small, "copy_zero_out", big_cfg_for("copy_zero_out", small.cfg), BIG_SEEDS)
+    big.eval()
+    opt = torch.optim.Adam(big.parameters(), lr=1e-3)
+    x = random_strings(32).expand(2, -1, -1)
+    y = torch.stack([lettercount.labels(x[e]) for e in range(2)])
+    L = big.layers[0]
+    for step in range(2):
+        opt.zero_grad()
+        F.nll_loss(big(x).reshape(-1, 3), y.reshape(-1)).backward()
+        grads = [L.wq.weight.grad[:, :D_S, I_S:], L.ffn2.weight.grad[:, I_S:], big.head1.weight.grad[:, D_S:],
+                 big.head2.weight.grad[:, I_S:]]
+        if step == 1:
+            grads.append(L.ffn1.weight.grad[:, :D_S, I_S:])
+        for grad in grads:
+            assert (grad.abs().flatten(1).amax(1) > 0).all()
+        opt.step()
+
+
 def test_hypercloning_map():
     small, _ = trained("bus_sinusoid", "d_internal")
     big, _ = grow(small, "hypercloning", big_cfg_for("hypercloning", small.cfg), BIG_SEEDS)

@@ -284,7 +284,8 @@ def grow(small: LetterCounter, operator: str, big_cfg: LCConfig, big_seeds: list
     Returns ``(big, big_opt_state)``; ``big_opt_state`` is an Adam ``state_dict`` for
     ``big.parameters()`` when ``opt_mode='grow'`` and ``opt_state`` (the small model's Adam
     ``state_dict``, parameters in ``small.parameters()`` order) is given, else None. ``noise`` is
-    used by ``net2wider`` only.
+    used by ``net2wider`` only. The big model and the grown state are returned on CPU (move the
+    model, then load the state into its optimizer: ``Adam.load_state_dict`` moves the moments).
     """
     _check(small, operator, big_cfg, big_seeds, opt_mode)
     if noise < 0 or (noise > 0 and operator != "net2wider"):
@@ -307,7 +308,7 @@ def grow(small: LetterCounter, operator: str, big_cfg: LCConfig, big_seeds: list
 
     mapping = _MAPS[operator]
     with torch.no_grad():
-        S = {k: v.detach() for k, v in _tensors(small).items()}
+        S = {k: v.detach().cpu() for k, v in _tensors(small).items()}   # maps run on CPU
         B = {k: v.detach() for k, v in _tensors(big).items()}
         for name, t in mapping(S, B, _PARAM, ctx).items():
             B[name].copy_(t)
@@ -346,7 +347,7 @@ def _grow_opt_state(opt_state: dict, small: LetterCounter, big: LetterCounter, m
             S = {}
             for n, p in small_named:
                 st = state.get(ids[n], {})
-                S[n] = st[key].detach() if key in st else torch.zeros_like(p)
+                S[n] = st[key].detach().cpu() if key in st else torch.zeros_like(p, device="cpu")
             mode = _AVG if key == "exp_avg" else _SQ   # exp_avg_sq, max_exp_avg_sq: squared factors
             out = mapping(S, B, mode, ctx)
             mapped[key] = {n: out[n].to(B[n].dtype) if n in out else torch.zeros_like(B[n]) for n in B}
@@ -356,7 +357,7 @@ def _grow_opt_state(opt_state: dict, small: LetterCounter, big: LetterCounter, m
         entry = {}
         step = src.get("step", step0)
         if step is not None:
-            entry["step"] = step.clone() if torch.is_tensor(step) else step
+            entry["step"] = step.detach().cpu().clone() if torch.is_tensor(step) else step
         for key in keys:
             entry[key] = mapped[key][n].clone()
         new_state[i] = entry
