@@ -17,22 +17,53 @@ from typing import Any, Iterator
 import pandas as pd
 
 
+def set_default_mode(path: str | os.PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the usual mode of a new file (0666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Best-effort fsync of a folder, so a rename inside it survives a crash."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    """Yield a temporary path beside ``path``; on success move it onto ``path``, else delete it.
+
+    The caller writes the yielded ``.<name>.<random>.tmp`` file (in ``path``'s folder, created if
+    missing) however it likes. When the ``with`` body finishes, the file is fsynced, given the
+    normal mode of a new file (0666 minus the umask; mkstemp makes 0600), ``os.replace``-d onto
+    ``path`` and the folder is fsynced (best effort). On any exception, KeyboardInterrupt
+    included, the temporary file is deleted, the exception re-raised, and a previous ``path`` is
+    left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        set_default_mode(tmp)
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

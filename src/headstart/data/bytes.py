@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from ..io import atomic_path
 
 __all__ = [
     "split_sizes",
@@ -50,31 +51,14 @@ def split_sizes(n: int, fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> list[
     return sizes
 
 
-def set_default_mode(path: str | os.PathLike) -> None:
-    """Give a mkstemp file (mode 0600) the usual mode of a new file (0666 minus the umask)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def write_u8(path: str | os.PathLike, data) -> Path:
-    """Write bytes / a uint8 array to ``path`` atomically (temp file + os.replace)."""
+    """Write bytes / a uint8 array to ``path`` atomically (`headstart.io.atomic_path`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            mv = memoryview(np.ascontiguousarray(_as_array(data)))
-            step = 1 << 24
-            for i in range(0, len(mv), step):
-                f.write(mv[i : i + step])
-            f.flush()
-            os.fsync(f.fileno())
-        set_default_mode(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        mv = memoryview(np.ascontiguousarray(_as_array(data)))
+        step = 1 << 24
+        for i in range(0, len(mv), step):
+            f.write(mv[i : i + step])
     return path
 
 
@@ -85,11 +69,16 @@ def _as_array(raw) -> np.ndarray:
         if raw.dtype != np.uint8:
             raise TypeError(f"expected a uint8 array, got {raw.dtype}")
         return raw
-    path = Path(raw)
+    return _memmap_u8(raw, "byte corpus")
+
+
+def _memmap_u8(path: str | os.PathLike, what: str, hint: str = "") -> np.memmap:
+    """Read-only uint8 memmap of a non-empty file; errors name ``what`` and the path."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"byte corpus {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist{hint}")
     if path.stat().st_size == 0:
-        raise ValueError(f"byte corpus {path} is empty")
+        raise ValueError(f"{what} {path} is empty")
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
@@ -118,12 +107,7 @@ def split_bytes(
 
 def load_split(path: str | os.PathLike) -> np.memmap:
     """Read-only uint8 memmap of a ``.u8`` file (clear errors for missing / empty files)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"byte split {path} does not exist (run the data rule first)")
-    if path.stat().st_size == 0:
-        raise ValueError(f"byte split {path} is empty")
-    return np.memmap(path, dtype=np.uint8, mode="r")
+    return _memmap_u8(path, "byte split", " (run the data rule first)")
 
 
 def _windows(data: np.ndarray, starts: np.ndarray, context: int) -> tuple[torch.Tensor, torch.Tensor]:

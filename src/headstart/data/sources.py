@@ -10,9 +10,9 @@ returns a provenance dict. Search order, per file of the data set:
    earlier download is also accepted.
 2. Download (when ``download=True``): a Hugging Face ``datasets`` hub id if the source has one
    (TinyStories, SST-2), then the canonical URL with ``urllib`` (timeout). Downloads stream to
-   a temporary ``.part`` file next to the destination, are checked for size and checksum, and
-   only then ``os.replace``-d into place, so an interrupted or failed download leaves no file
-   under the final name.
+   a temporary ``.tmp`` file next to the destination (`headstart.io.atomic_path`), are checked
+   for size and checksum, and only then ``os.replace``-d into place, so an interrupted or
+   failed download leaves no file under the final name.
 3. Otherwise `DataUnavailableError`, naming the URL, the expected files and how to set
    ``data_dir`` (``snakemake --config data_dir=PATH`` or ``data_dir:`` in config.yaml).
 
@@ -31,7 +31,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .bytes import set_default_mode
+from ..io import atomic_path
 
 __all__ = [
     "DataError",
@@ -350,38 +349,27 @@ def download(
 ) -> dict:
     """Stream ``url`` to ``dest`` atomically, checking size and digests before the rename.
 
-    The bytes go to a temporary ``.<name>.*.part`` file in dest's folder; on any failure (network,
+    The bytes go to a temporary ``.<name>.*.tmp`` file in dest's folder; on any failure (network,
     size, checksum, KeyboardInterrupt) it is removed and nothing is left under ``dest``.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
-                if size is not None and length is not None and int(length) != size:
-                    raise DataIntegrityError(
-                        f"{url}: server announces {int(length):,} bytes, expected {size:,}"
-                    )
-                received = 0
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    received += len(chunk)
-                # http.client's read(n) returns b"" on a dropped connection instead of raising
-                if length is not None and received != int(length):
-                    raise DataIntegrityError(
-                        f"{url}: incomplete download: got {received:,} of {int(length):,} bytes"
-                    )
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+            if size is not None and length is not None and int(length) != size:
+                raise DataIntegrityError(
+                    f"{url}: server announces {int(length):,} bytes, expected {size:,}"
+                )
+            received = 0
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                received += len(chunk)
+            # http.client's read(n) returns b"" on a dropped connection instead of raising
+            if length is not None and received != int(length):
+                raise DataIntegrityError(
+                    f"{url}: incomplete download: got {received:,} of {int(length):,} bytes"
+                )
         info = _verify(tmp, size=size, sha256=sha256, md5=md5, git_sha1=git_sha1, what=url)
-        set_default_mode(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     info["path"] = str(dest)
     info["url"] = url
     return info
@@ -389,24 +377,15 @@ def download(
 
 def _extract_member(archive: Path, member: str, dest: Path) -> None:
     """Extract one zip member to ``dest`` atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(archive) as zf:
-            try:
-                src = zf.open(member)
-            except KeyError:
-                raise DataIntegrityError(
-                    f"{archive}: no member {member!r} (members: {zf.namelist()[:10]})"
-                ) from None
-            with src:
-                shutil.copyfileobj(src, out, _CHUNK)
-        set_default_mode(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, open(tmp, "wb") as out, zipfile.ZipFile(archive) as zf:
+        try:
+            src = zf.open(member)
+        except KeyError:
+            raise DataIntegrityError(
+                f"{archive}: no member {member!r} (members: {zf.namelist()[:10]})"
+            ) from None
+        with src:
+            shutil.copyfileobj(src, out, _CHUNK)
 
 
 # --------------------------------------------------------------------------- local lookup
@@ -578,16 +557,8 @@ def load_hf_split(
 
 def _atomic_text(path: Path, write) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            write(f)
-        set_default_mode(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        write(f)
     return path
 
 

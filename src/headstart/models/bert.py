@@ -21,15 +21,13 @@ HEADS = ("mlm", "none")
 
 @dataclass
 class BertConfig(TransformerConfig):
+    # BERT-base where it differs from TransformerConfig (12 layers x 12 heads x 768, learned
+    # positions are shared defaults)
     vocab_size: int = 30522
     block_size: int = 512
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
     causal: bool = False
     norm: str = "post"
     embed_norm: bool = True
-    pos: str = "learned"
     type_vocab_size: int = 2
     activation: str = "gelu"
     ln_eps: float = 1e-12

@@ -18,16 +18,8 @@ from headstart.models.transformer import Transformer, TransformerConfig, flops_p
 
 @dataclass
 class GPTConfig(TransformerConfig):
-    vocab_size: int = 50257
-    block_size: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    causal: bool = True
-    norm: str = "pre"
-    pos: str = "learned"
-    activation: str = "gelu_tanh"
-    ln_eps: float = 1e-5
+    # TransformerConfig's defaults are GPT-2 (124M): vocab 50257, block 1024, 12 x 12 heads x 768,
+    # causal, pre-LN, learned positions, tanh-GELU, ln_eps 1e-5. GPT adds only the LM-head tying.
     tie_weights: bool = True            # lm_head.weight is transformer.wte.weight
 
 

@@ -31,6 +31,12 @@ def default_positions(batch: int, seq_len: int, device, *, random_subset_of: int
     return scores.argsort(dim=-1)[:, :seq_len].sort(dim=-1).values  # (B, T)
 
 
+def inverse_frequencies(dim: int, base: float = 10000.0, device=None) -> torch.Tensor:
+    """``base ** (-2i / dim)`` for i = 0..dim/2-1, float32, shape (dim/2,): the sinusoidal and
+    rotary frequencies."""
+    return base ** (-torch.arange(0, dim, 2, dtype=torch.float32, device=device) / dim)
+
+
 class LearnedPositions(nn.Module):
     """A learned table of ``n_positions`` rows, looked up at the given positions."""
 
@@ -50,8 +56,7 @@ class SinusoidalPositions(nn.Module):
         super().__init__()
         if n_embd % 2:
             raise ValueError(f"sinusoidal positions need an even n_embd, got {n_embd}")
-        inv_freq = base ** (-torch.arange(0, n_embd, 2, dtype=torch.float32) / n_embd)  # (C/2,)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("inv_freq", inverse_frequencies(n_embd, base), persistent=False)  # (C/2,)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         angles = positions.float().unsqueeze(-1) * self.inv_freq  # (B|1, T, C/2)
@@ -65,8 +70,7 @@ class RotaryPositions(nn.Module):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"rotary positions need an even head size, got {head_dim}")
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("inv_freq", inverse_frequencies(head_dim, base), persistent=False)  # (hs/2,)
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         angles = positions.float().unsqueeze(-1) * self.inv_freq  # (B|1, T, hs/2)

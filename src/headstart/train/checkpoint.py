@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from ..io import atomic_path
 
 __all__ = [
     "FORMAT",
@@ -63,43 +64,17 @@ def fingerprint(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Atomically write ``state`` (plus format/version tags) to ``path``; returns the path.
 
-    Written to ``.<name>.<random>.tmp`` in the same folder, flushed and fsynced, then moved over
-    ``path`` with ``os.replace``. On any error the temporary file is removed and the previous
-    checkpoint (if any) is untouched.
+    Written with :func:`headstart.io.atomic_path`: to ``.<name>.<random>.tmp`` in the same
+    folder, fsynced, moved over ``path`` with ``os.replace``, then the folder is fsynced. On any
+    error the temporary file is removed and the previous checkpoint (if any) is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 

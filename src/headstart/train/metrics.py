@@ -66,6 +66,17 @@ def _as_tensor(x) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
+def _preds_and_targets(logits_or_preds, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted ids (argmax of logits with one more dim than ``targets``) and targets, same shape."""
+    preds = _as_tensor(logits_or_preds)
+    targets = _as_tensor(targets)
+    if preds.dim() == targets.dim() + 1:
+        preds = preds.argmax(dim=-1)
+    if preds.shape != targets.shape:
+        raise ValueError(f"predictions {tuple(preds.shape)} and targets {tuple(targets.shape)} differ in shape")
+    return preds, targets
+
+
 def accuracy(logits_or_preds, targets, *, ignore_index: int | None = -100) -> float:
     """Fraction of positions where the prediction equals the target.
 
@@ -73,12 +84,7 @@ def accuracy(logits_or_preds, targets, *, ignore_index: int | None = -100) -> fl
     more dim than ``targets``) or predicted ids shaped like ``targets``. Positions whose target is
     ``ignore_index`` are skipped. Returns NaN when no position counts.
     """
-    preds = _as_tensor(logits_or_preds)
-    targets = _as_tensor(targets)
-    if preds.dim() == targets.dim() + 1:
-        preds = preds.argmax(dim=-1)
-    if preds.shape != targets.shape:
-        raise ValueError(f"predictions {tuple(preds.shape)} and targets {tuple(targets.shape)} differ in shape")
+    preds, targets = _preds_and_targets(logits_or_preds, targets)
     mask = torch.ones_like(targets, dtype=torch.bool) if ignore_index is None else targets != ignore_index
     n = int(mask.sum())
     if n == 0:
@@ -92,12 +98,7 @@ def sequence_accuracy(logits_or_preds, targets, *, ignore_index: int | None = -1
     Same inputs as :func:`accuracy`, with targets ``(B, T)``. A sequence with no counted position
     counts as correct (it has nothing wrong); returns NaN for an empty batch.
     """
-    preds = _as_tensor(logits_or_preds)
-    targets = _as_tensor(targets)
-    if preds.dim() == targets.dim() + 1:
-        preds = preds.argmax(dim=-1)
-    if preds.shape != targets.shape:
-        raise ValueError(f"predictions {tuple(preds.shape)} and targets {tuple(targets.shape)} differ in shape")
+    preds, targets = _preds_and_targets(logits_or_preds, targets)
     if targets.shape[0] == 0:
         return float("nan")
     ok = preds == targets
