@@ -17,7 +17,7 @@ rule growth_run:
     wildcard_constraints:
         track="faithful|corrected",
         size=r"\d+",
-        operator=r"[a-z_]+",
+        operator=r"[a-z0-9_]+",
         opt_mode="reset|grow|na",
     resources:
         gpu=1,
