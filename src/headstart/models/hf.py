@@ -22,6 +22,7 @@ from torch import nn
 
 from headstart.models.bert import Bert, BertConfig
 from headstart.models.gpt import GPT, GPTConfig
+from headstart.models.posenc import inverse_frequencies
 
 # HF activation names -> ours, and back (for the HF class's usual spelling).
 _ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
@@ -350,6 +351,5 @@ def _reinit_buffers(model: nn.Module) -> None:
     them after a meta-device construction."""
     for module in model.modules():
         if hasattr(module, "inv_freq"):
-            n = module.inv_freq.numel() * 2
-            base = model.config.rope_base
-            module.inv_freq = base ** (-torch.arange(0, n, 2, dtype=torch.float32, device=module.inv_freq.device) / n)
+            module.inv_freq = inverse_frequencies(module.inv_freq.numel() * 2, model.config.rope_base,
+                                                  device=module.inv_freq.device)
