@@ -56,7 +56,7 @@ def growth_runs():
     """Every growth run file: track × size × (operator, optimizer-state mode)."""
     return [
         f"results/growth/runs/{track}/d{size}/{op}.{mode}.parquet"
-        for track in ("faithful", "corrected")
+        for track in config["growth"]["tracks"]
         for size in config["growth"]["sizes"]
         for op, mode in growth_track_runs(track)
     ]
