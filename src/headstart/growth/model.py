@@ -106,13 +106,14 @@ def standard_sinusoid(d: int, n_pos: int = SEQ_LEN) -> torch.Tensor:
     return torch.where(m.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
 
 
-def generators(seeds: list[int], purpose: int) -> list[torch.Generator]:
-    """One CPU generator per member, seeded from (member seed, purpose); purposes keep the
-    streams of init, data order and dropout apart."""
-    return [torch.Generator().manual_seed(int(s) * 1_000_003 + purpose) for s in seeds]
+def generators(seeds: list[int], purpose: int, device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """One generator per member on ``device``, seeded from (member seed, purpose); purposes keep
+    the streams of init, data order, dropout and evaluation dropout apart. (A CUDA generator gives
+    a different, equally reproducible stream than a CPU one with the same seed.)"""
+    return [torch.Generator(device=device).manual_seed(int(s) * 1_000_003 + purpose) for s in seeds]
 
 
-INIT, DATA, DROPOUT = 1, 2, 3
+INIT, DATA, DROPOUT, EVAL_DROPOUT = 1, 2, 3, 5   # operators.GROW = 4
 
 
 def _uniform(gens, shape, bound, dtype) -> torch.Tensor:
@@ -152,7 +153,9 @@ class LetterCounter(nn.Module):
         self.register_buffer("mask_internal", torch.ones(E, di, dtype=dt))
         self.register_buffer("msg_new_model", torch.zeros(E, d, dtype=dt))       # 1 = unit added by MSG growth
         self.register_buffer("msg_new_internal", torch.zeros(E, di, dtype=dt))
-        self._dropout_gens = generators(self.seeds, DROPOUT)
+        self.dropout_gens = generators(self.seeds, DROPOUT)   # swapped by the protocol for evaluation
+        self._masks_active = False
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._update_masks_active())
         self.reset_parameters()
 
     # ------------------------------------------------------------------ init
@@ -191,6 +194,11 @@ class LetterCounter(nn.Module):
         self.mask_internal.fill_(1.0)
         self.msg_new_model.zero_()
         self.msg_new_internal.zero_()
+        self._masks_active = False
+
+    def _update_masks_active(self) -> None:
+        # forward skips the mask products while every mask is 1 (all models but a ramping MSG one)
+        self._masks_active = not (bool((self.mask_model == 1).all()) and bool((self.mask_internal == 1).all()))
 
     @torch.no_grad()
     def set_msg_alpha(self, alpha: float) -> None:
@@ -201,23 +209,27 @@ class LetterCounter(nn.Module):
             raise ValueError(f"MSG alpha must be in [0, 1], got {alpha}")
         self.mask_model.copy_(1.0 - self.msg_new_model * (1.0 - alpha))
         self.mask_internal.copy_(1.0 - self.msg_new_internal * (1.0 - alpha))
+        self._masks_active = alpha < 1.0 and bool(self.msg_new_model.any() or self.msg_new_internal.any())
 
     # --------------------------------------------------------------- forward
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         p = self.cfg.dropout
         if not self.training or p == 0.0:
             return x
-        keep = torch.stack([torch.rand(x.shape[1:], generator=g, dtype=torch.float64) >= p
-                            for g in self._dropout_gens])  # (E, ...): each member its own mask
-        return x * keep.to(x.dtype) / (1.0 - p)
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g, device=g.device, dtype=x.dtype) >= p
+                            for g in self.dropout_gens])  # (E, ...): each member its own mask
+        return x * (keep.to(x.device, x.dtype) * (1.0 / (1.0 - p)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         E, B, T = x.shape
         if E != self.n_models:
             raise ValueError(f"input has {E} ensemble members, model has {self.n_models}")
         cfg = self.cfg
-        mm = self.mask_model[:, None, None, :]       # (E, 1, 1, d)
-        mi = self.mask_internal[:, None, None, :]    # (E, 1, 1, di)
+        if self._masks_active:
+            mm = self.mask_model[:, None, None, :]       # (E, 1, 1, d)
+            mi = self.mask_internal[:, None, None, :]    # (E, 1, 1, di)
+        else:
+            mm = mi = 1.0                                # all masks are 1: skip the products
         members = torch.arange(E, device=x.device)[:, None, None]
         h = self.emb[members, x] + self.pe[:, None, :T, :]   # (E, B, T, d); float32 PE promotes
         h = h.to(cfg.torch_dtype) * mm
