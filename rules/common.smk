@@ -1,6 +1,7 @@
 # Helpers only: no rules here.
 import json
 from pathlib import Path
+from headstart.growth.operators import DEPTH_OPERATORS
 
 # The files each prepared data set consists of (see headstart.data.prepare).
 DATA_FILES = {
@@ -37,7 +38,6 @@ def checkpoint_path(output_path):
     return str(Path("results/checkpoints") / rel.with_suffix(".pt"))
 
 
-DEPTH_OPERATORS = ("identity_layer", "gstack")
 
 
 def growth_track_runs(track):

@@ -11,6 +11,7 @@ rule growth_run:
     params:
         settings=lambda wc: growth_settings(wc.track),
         replicates=config["growth"]["repeats"],
+        chunk=config["growth"]["ensemble_chunk"],
         val_lines=lambda wc: config["growth"]["corrected"]["val_lines"] if wc.track == "corrected" else 0,
         device=config["device"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),

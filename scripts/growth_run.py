@@ -1,5 +1,4 @@
-"""Train every replicate of one growth run as one batched ensemble (rules/growth.smk)."""
-from pathlib import Path
+"""Train every replicate of one growth run as a batched ensemble (rules/growth.smk)."""
 
 from headstart.data.lettercount import load
 from headstart.growth import protocol
@@ -25,6 +24,7 @@ df = protocol.run(
     settings=snakemake.params.settings,
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
+    chunk=snakemake.params.chunk,
 )
 write_table(df, snakemake.output[0])
-Path(snakemake.params.checkpoint).unlink(missing_ok=True)
+protocol.remove_checkpoints(snakemake.params.checkpoint)

@@ -23,10 +23,10 @@ def data(n: int, seed: int):
 TRAIN, DEV, VAL = data(200, 1), data(60, 2), data(40, 3)
 
 
-def run(track, operator, opt_mode="reset", replicates=(0, 1, 2), **kw):
+def run(track, operator, opt_mode="reset", replicates=(0, 1, 2), chunk=None, **kw):
     settings = {**FAST, **({"dtype": "float64"} if track == "corrected" else {}), **kw.pop("settings", {})}
     return protocol.run(track, D, operator, opt_mode, list(replicates), TRAIN, DEV,
-                        val=VAL if track == "corrected" else None, settings=settings, device="cpu", **kw)
+                        val=VAL if track == "corrected" else None, settings=settings, device="cpu", chunk=chunk, **kw)
 
 
 def merged(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -50,6 +50,9 @@ def test_ensemble_of_three_equals_three_separate_runs(track, operator, opt_mode)
     assert (m["accuracy_a"] - m["accuracy_b"]).abs().max() <= 1e-6
     assert (m["flops_a"] == m["flops_b"]).all()
     assert ens["accuracy"].nunique() > 3   # the replicates really differ
+    chunked = run(track, operator, opt_mode, chunk=2)   # passes of 2 + 1 members
+    m = merged(ens, chunked)
+    assert (m["accuracy_a"] - m["accuracy_b"]).abs().max() <= 1e-6
 
 
 def test_rows_schema_and_arms():
@@ -134,6 +137,7 @@ def test_checkpoint_resume_gives_identical_rows(tmp_path, monkeypatch, stop_afte
     full = run("corrected", operator, opt_mode, settings=settings)
     ck = tmp_path / "run.ckpt"
     calls = {"n": 0}
+    stop_after += 4 * (stop_after == 3)   # also stop inside the second ensemble pass
     original = protocol._Run.train_epoch
 
     def dying(self, *a, **k):
@@ -144,12 +148,15 @@ def test_checkpoint_resume_gives_identical_rows(tmp_path, monkeypatch, stop_afte
 
     monkeypatch.setattr(protocol._Run, "train_epoch", dying)
     with pytest.raises(Stop):
-        run("corrected", operator, opt_mode, settings=settings, checkpoint=str(ck))
-    assert ck.exists()
+        run("corrected", operator, opt_mode, settings=settings, checkpoint=str(ck), chunk=2)
+    assert protocol.chunk_checkpoints(ck)
     monkeypatch.setattr(protocol._Run, "train_epoch", original)
-    resumed = run("corrected", operator, opt_mode, settings=settings, checkpoint=str(ck))
+    resumed = run("corrected", operator, opt_mode, settings=settings, checkpoint=str(ck), chunk=2)
     m = merged(full, resumed)
     assert (m["accuracy_a"] == m["accuracy_b"]).all() and (m["flops_a"] == m["flops_b"]).all()
+    assert [p.name for p in protocol.chunk_checkpoints(ck)] == ["run.ckpt.0", "run.ckpt.1"]
+    protocol.remove_checkpoints(ck)
+    assert not list(tmp_path.iterdir())
 
 
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
@@ -182,6 +189,8 @@ def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         protocol.run(track, D, kw.pop("operator", "scratch"), kw.pop("opt_mode", "reset"), [0], TRAIN, DEV,
                      settings=kw.pop("settings", {}), device="cpu")
+    with pytest.raises(ValueError, match="ensemble chunk"):
+        protocol.run("corrected", D, "scratch", "reset", [0], TRAIN, DEV, device="cpu", chunk=-1)
     with pytest.raises(ValueError, match="multiple of 4"):
         protocol.run("corrected", 18, "scratch", "reset", [0], TRAIN, DEV, device="cpu")
 

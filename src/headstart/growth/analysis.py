@@ -20,10 +20,10 @@ import pandas as pd
 
 from headstart import plotting
 from headstart.claims import Claim, bound_verdict
+from headstart.growth.operators import DEPTH_OPERATORS
 from headstart.stats import holm, paired_test, slope_ci, verdict, wilson_ci
 
 STUDY = "growth"
-DEPTH_OPERATORS = ("identity_layer", "gstack")
 KEYS = ["track", "d_model", "operator", "opt_mode"]
 
 

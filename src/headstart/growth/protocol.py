@@ -33,18 +33,24 @@ evaluating does not change training); ``corrected`` evaluates in eval mode, uses
 Rows (one per replicate × evaluation × split): track, d_model, operator, opt_mode, arm,
 replicate, epoch (global, 1-based; fractional for ``scratch_eqflops``), phase, split
 ('dev' | 'val'), accuracy (0–1, per character), flops (cumulative training FLOPs of one member,
-matmuls, forward + backward), time_s (cumulative wall time of the whole ensemble's training).
+matmuls, forward + backward), time_s (cumulative training wall time of the ensemble pass that
+trained the replicate, all its members together).
 
-The run checkpoints after every epoch (model, optimizer, generator states, rows) and resumes from
-the checkpoint when it was written for the same run, settings and data.
+A run trains its replicates in ensemble passes of ``chunk`` members (all at once on a GPU, a few
+on a CPU; the rows are the same either way). Each pass checkpoints after every epoch (model,
+optimizer, generator states, rows) to ``<checkpoint>.<pass>`` and resumes from it when it was
+written for the same run, replicates, settings and data.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -62,11 +68,11 @@ from headstart.growth.model import (
 )
 from headstart.growth.operators import DEPTH_OPERATORS, OPERATORS, OPT_MODES, grow
 from headstart.models.ensemble import clip_grad_norm_per_model
-from headstart.train.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from headstart.train.checkpoint import finalize, fingerprint, load_checkpoint, save_checkpoint
 from headstart.train.device import pick_device
 
-__all__ = ["TRACKS", "COLUMNS", "DEFAULTS", "RUN_OPERATORS", "Settings", "replicate_seeds",
-           "model_configs", "transfer_flops", "evaluate", "run"]
+__all__ = ["TRACKS", "COLUMNS", "DEFAULTS", "RUN_OPERATORS", "Settings", "replicate_seeds", "model_configs",
+           "transfer_flops", "evaluate", "chunk_size", "chunk_checkpoints", "remove_checkpoints", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ DEFAULTS = {
     "corrected": dict(epochs_small=5, epochs_large=5, batch_size=64, lr=1e-4, clip_norm=None,
                       msg_ramp_steps=200, base_seed=0, dtype="float32", pos="sinusoidal"),
 }
+CPU_CHUNK = 4          # members per ensemble pass on a CPU (chunk_size)
 EVAL_CHUNK = 250        # dev/val examples per evaluation forward pass (bounds memory at E = 100)
 _ROLES = {"small": 0, "full": 1, "data": 2}
 
@@ -312,7 +319,7 @@ class _Run:
         opt = self.optimizer(model, ck["optimizer"])
         self.rows, self.flops, self.elapsed = ck["rows"], ck["flops"], ck["elapsed"]
         self.eqflops_done = ck["eqflops_done"]
-        log.info("resuming %s at phase %s, epoch %d", self.checkpoint, self.phases[ck["phase"]][0], ck["epoch"])
+        log.info("resuming %s at phase %d of %d, epoch %d", self.checkpoint, ck["phase"] + 1, len(self.phases), ck["epoch"])
         return ck["phase"], ck["epoch"], ck["phase_step"], ck["model_phase"], model, opt
 
     # ------------------------------------------------------------ main
@@ -358,11 +365,40 @@ def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def chunk_size(chunk: int | str | None, device: torch.device, n: int) -> int:
+    """Members per ensemble pass: ``'auto'`` = all of them on a GPU and ``CPU_CHUNK`` on a CPU (where a
+    wide ensemble spills the caches: measured on 2 cores at d_model 96, float64, batch 64, 5.8 ms per
+    model-step one model at a time, 4.8 with 4 members per pass and 17.9 with 100; see
+    benchmarks/growth.py); None or 0 = all; an integer = that many."""
+    if chunk == "auto":
+        return n if device.type == "cuda" else min(n, CPU_CHUNK)
+    if chunk is None or chunk == 0:
+        return n
+    if not isinstance(chunk, int) or chunk < 0:
+        raise ValueError(f"ensemble chunk must be 'auto', 0/None (all members) or a positive integer, got {chunk!r}")
+    return min(n, chunk)
+
+
+def chunk_checkpoints(checkpoint: str | os.PathLike) -> list[Path]:
+    """The checkpoint files of a run's ensemble passes (``<checkpoint>.<i>``)."""
+    p = Path(checkpoint)
+    return sorted(p.parent.glob(f"{glob.escape(p.name)}.*[0-9]"))
+
+
+def remove_checkpoints(checkpoint: str | os.PathLike | None) -> None:
+    """Delete a finished run's checkpoints (call after its rows are safely written)."""
+    if checkpoint:
+        for f in chunk_checkpoints(checkpoint):
+            finalize(f)
+
+
 def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list[int],
         train: tuple[torch.Tensor, torch.Tensor], dev: tuple[torch.Tensor, torch.Tensor], *,
         val: tuple[torch.Tensor, torch.Tensor] | None = None, settings: dict | None = None,
-        device: str = "auto", checkpoint: str | None = None) -> pd.DataFrame:
-    """Train all ``replicates`` of one run as one ensemble; returns the tidy rows (module doc)."""
+        device: str = "auto", checkpoint: str | None = None, chunk: int | str | None = "auto") -> pd.DataFrame:
+    """Train all ``replicates`` of one run as batched ensembles of ``chunk`` members (see
+    :func:`chunk_size`; the rows do not depend on it) and return the tidy rows (module doc).
+    ``checkpoint``: path prefix of the per-pass checkpoint files ``<checkpoint>.<i>``."""
     s = Settings.for_track(track, settings)
     if opt_mode not in OPT_MODES:
         raise ValueError(f"unknown opt_mode {opt_mode!r}; valid: {', '.join(OPT_MODES)}")
@@ -377,8 +413,13 @@ def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list
         if x.dim() != 2 or x.shape != y.shape or len(x) == 0:
             raise ValueError(f"growth {name} data must be two non-empty (N, 20) tensors, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}")
-    dev_ = pick_device(device, tf32=False)
-    r = _Run(track, int(d_model), operator, opt_mode, list(replicates), train, dev, val, s, dev_, checkpoint)
-    if r.scratch and opt_mode != "reset":
+    if operator in ("scratch", "scratch_deep") and opt_mode != "reset":
         raise ValueError(f"{operator} has no optimizer state to grow; use opt_mode 'reset' (the rule's 'na')")
-    return r.run()
+    dev_ = pick_device(device, tf32=False)
+    reps = list(replicates)
+    k = chunk_size(chunk, dev_, len(reps))
+    frames = []
+    for i in range(0, len(reps), k):
+        ck = f"{checkpoint}.{i // k}" if checkpoint else None
+        frames.append(_Run(track, int(d_model), operator, opt_mode, reps[i:i + k], train, dev, val, s, dev_, ck).run())
+    return pd.concat(frames, ignore_index=True)
