@@ -105,7 +105,7 @@ def test_bad_config():
         LSTMConfig(rows_per_call=10, n_models=4)
     with pytest.raises(ValueError, match="impl"):
         LSTMConfig(impl="fast")
-    with pytest.raises(ValueError, match="unknown LSTM source key 'layers'"):
+    with pytest.raises(ValueError, match="unknown key 'layers' for LSTMConfig"):
         LSTMConfig.from_dict({"layers": 2})
 
 

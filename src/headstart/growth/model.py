@@ -28,13 +28,14 @@ loop ramps them with :meth:`LetterCounter.set_msg_alpha` (mask = 1 on old units,
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from headstart.models.ensemble import EnsembleLinear
+from headstart.models.transformer import ConfigMixin
 
 VOCAB = 27        # a..z = 0..25, space = 26
 N_CLASSES = 3     # min(2, earlier occurrences)
@@ -42,7 +43,7 @@ SEQ_LEN = 20
 
 
 @dataclass(frozen=True)
-class LCConfig:
+class LCConfig(ConfigMixin):
     d_model: int
     d_internal: int
     n_layers: int = 1
@@ -65,17 +66,6 @@ class LCConfig:
     @property
     def torch_dtype(self) -> torch.dtype:
         return torch.float64 if self.dtype == "float64" else torch.float32
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LCConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} for the growth model; valid keys: {sorted(known)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def resized(self, d_model: int, d_internal: int, n_layers: int | None = None) -> "LCConfig":
         return replace(self, d_model=d_model, d_internal=d_internal, n_layers=n_layers or self.n_layers)

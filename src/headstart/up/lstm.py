@@ -34,11 +34,12 @@ state (buffer + generator) checkpoints with :meth:`LSTMSource.state_dict`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from headstart.models.transformer import ConfigMixin
 from headstart.train.device import pick_device, set_tf32
 
 __all__ = ["LSTMConfig", "LSTMSource", "LSTMGen", "BatchedLSTM"]
@@ -47,7 +48,7 @@ VOCAB = 256
 
 
 @dataclass(frozen=True)
-class LSTMConfig:
+class LSTMConfig(ConfigMixin):
     emb: int = 128
     hidden: int = 128
     n_layers: int = 4
@@ -65,6 +66,8 @@ class LSTMConfig:
     n_models: int = 8                  # LSTMs per call (batched)
 
     def __post_init__(self):
+        for key in ("mult", "reset"):   # lists from YAML
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.impl not in ("batched", "faithful"):
             raise ValueError(f"LSTM source impl must be 'batched' or 'faithful', got {self.impl!r}")
         if not 0 < self.seed_len < self.context:
@@ -90,17 +93,6 @@ class LSTMConfig:
     def power(self) -> int:
         return self.n_layers if self.mult_per_layer else 1
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "LSTMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown LSTM source key {unknown[0]!r}; valid keys: {sorted(known)}")
-        d = {k: tuple(v) if k in ("mult", "reset") else v for k, v in d.items()}
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _pick(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
