@@ -148,14 +148,15 @@ def batch_at(data, step: int, batch_size: int, context: int, seed: int) -> tuple
 
 
 def strided_windows(
-    data, context: int, stride: int | None = None, batch_size: int = 16
+    data, context: int, stride: int | None = None, batch_size: int = 16, min_history: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Evaluation windows that score every target position 1..len(data)-1 exactly once.
+    """Evaluation windows that score every target position min_history..len(data)-1 exactly once.
 
     Window starts are 0, stride, 2*stride, ... plus a final start ``len(data)-1-context``.
-    The first window scores all its ``context`` targets; every later window scores only the
-    targets no earlier window scored (the last ``stride`` ones, fewer for the final window), so
-    each of those has at least ``context - stride`` bytes of left context.
+    The first window scores its targets with at least ``min_history`` bytes of history (all
+    ``context`` of them for ``min_history`` ≤ 1); every later window scores only the targets no
+    earlier window scored (the last ``stride`` ones, fewer for the final window), so each of those
+    has at least ``context - stride`` bytes of left context (``stride`` must leave ≥ ``min_history``).
     Yields ``(x, y, mask)``: int64 (B, context), int64 (B, context), bool (B, context).
     """
     n = len(data)
@@ -164,11 +165,13 @@ def strided_windows(
     stride = context // 2 if stride is None else stride
     if not 0 < stride <= context:
         raise ValueError(f"stride must be in 1..{context}, got {stride}")
+    if not 0 <= min_history <= context - stride + 1:
+        raise ValueError(f"min_history must be in 0..context - stride + 1 = {context - stride + 1}, got {min_history}")
     last = n - 1 - context
     starts = list(range(0, last + 1, stride))
     if starts[-1] != last:
         starts.append(last)
-    scored_until = 0  # targets with data index <= scored_until are done
+    scored_until = max(0, min_history - 1)  # targets with data index <= scored_until are done
     for b in range(0, len(starts), batch_size):
         chunk = np.asarray(starts[b : b + batch_size], dtype=np.int64)
         x, y = _windows(data, chunk, context)
