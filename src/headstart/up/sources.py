@@ -1,0 +1,513 @@
+"""The other sources of universal pre-training (spec up.md §2.4–2.5) and the registry of all sources.
+
+Every source has the interface of :class:`headstart.up.lstm.LSTMSource`: ``step()`` (one source call,
+returns the new rows as (R, context) uint8), ``batch(bs)`` ((bs, context) uint8 rows), ``source(bs)``,
+``state_dict()`` / ``load_state_dict()`` (refuses another config). All randomness comes from one seeded
+``torch.Generator`` on the source's device, so a source is reproducible and resumable.
+
+**TransformerSource** (the code default of the original, the 2024-draft method). A buffer of
+``buffer_rows`` × ``context`` uniform random bytes. Each call
+
+1. re-initialises a random transformer built from the shared core (post-LN, causal, learned
+   positions, FF ×4 with the chosen nonlinearity, 1/sqrt(d_head) attention): every attention and
+   FF weight ~ N(0, 1/fan_in) (μP) × ``mult2``; the q/k/v projections have no bias (zero), the
+   other attention/FF biases ~ N(0, 1) (the original computes ``× multb`` and discards it:
+   ``multb_quirk=True``; False applies it); with ``mask``, a U(0, 1) fraction of each weight
+   matrix (q, k and v separately) is zeroed; the head ~ N(0, 1/width²) with zero bias, × ``mult1``
+   once per block (``head_mult_per_block=True``, the original's loop: × mult1**depth, ≈1.6e3 at
+   depth 22) or once (False). Token and position embeddings are N(0, 1), drawn once at
+   construction and never re-initialised (they are part of the state);
+2. takes ``rows_per_call`` distinct random buffer rows and replaces each by uniform noise with
+   probability ``reset_prob``;
+3. runs one parallel forward pass (not autoregressive) with dropout (``dropout``, after each
+   LayerNorm as in the original's block) kept *active* (``dropout_on=True``; the original never
+   calls ``eval()``), and samples the first 256 output channels at ``temperature`` (0 = argmax;
+   a (low, high) range is drawn once per run as the original's ``rsamp`` does, or per call with
+   ``temperature_per_call=True``);
+4. ``idmask``: channel 257's logit m decides which input bytes survive. ``'faithful'``: the
+   original's ``sigmoid(m).to(bool)`` selects where the *sample* is written, so an input byte is
+   kept only where sigmoid(m) underflows to 0 in float32 (m below about −88 to −103), an
+   accidental threshold reached only through the huge head scaling; ``'bernoulli'`` (corrected):
+   the input byte is kept with probability sigmoid(m); ``None``: no mask channel (256 outputs);
+5. writes the rows back; batches are drawn independently of the rows just written.
+
+It runs in fp32 (TF32 off on CUDA). :attr:`TransformerSource.stats` holds diagnostics of the last
+call (temperature, token-logit std, mean max probability of the sampling distribution, fraction of
+input bytes kept), the quantities the spec reports for the original.
+
+**Ablation sources** (no buffer by default: ``batch(bs)`` generates ``bs`` fresh rows and
+``source(bs)`` is just ``batch(bs)``; with ``buffer_mult > 0`` they keep a buffer like the others:
+``step()`` overwrites ``rows_per_call`` random buffer rows and ``source(bs)`` is step then batch):
+
+* :class:`UniformSource`: iid uniform bytes;
+* :class:`PointwiseSource`: per row, k ~ U{1..``max_symbols``} (20) distinct random bytes with
+  probabilities ~ Dirichlet(``concentration`` · 1_k), concentration 0.5 by default (the Jeffreys
+  prior: sparse, a few symbols dominate); the row is ``context`` iid draws from that unigram;
+* :class:`NdfaSource`: per row a random non-deterministic finite automaton: S ~ U{``min_states``
+  (2)..``max_states`` (8)} states and an alphabet of A ~ U{2..``max_symbols`` (16)} distinct random
+  bytes; each state has 1..``max_out`` (3) outgoing transitions (uniform count), each with a
+  uniform target state and a uniform byte of the alphabet. The row is a random walk from state 0
+  that picks one of the current state's transitions uniformly at each step and emits its byte,
+  so a row has at most log2(``max_out``) bits of entropy per byte.
+
+For cost accounting every source of this module counts ``rows_generated`` (rows actually computed,
+initial buffer fill included for the direct sources) and reports ``flops_per_token()`` (matmul
+FLOPs of the source model per generated token; 0 for the ablation sources).
+
+:data:`SOURCES` maps every source name (``lstm``, ``transformer``, ``uniform``, ``pointwise``,
+``ndfa``) to its (class, config class); :func:`make_source` builds one from a config dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from headstart.models.transformer import ConfigMixin, Transformer, TransformerConfig, get_activation
+from headstart.train.device import pick_device, set_tf32
+from headstart.up.lstm import VOCAB, LSTMConfig, LSTMSource, _pick
+
+__all__ = [
+    "SourceConfig", "TransformerSourceConfig", "UniformConfig", "PointwiseConfig", "NdfaConfig",
+    "RandomTransformer", "TransformerSource", "UniformSource", "PointwiseSource", "NdfaSource",
+    "idmask_keep", "SOURCES", "make_source",
+]
+
+IDMASK_MODES = ("faithful", "bernoulli", None)
+
+
+def _check(ok: bool, cls: type, key: str, expected: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{cls.__name__}.{key} must be {expected}, got {value!r}")
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+# ----------------------------------------------------------------------------- configs
+
+@dataclass(frozen=True)
+class SourceConfig(ConfigMixin):
+    """Fields every source shares: row length, rows per call and buffer size (× rows per call)."""
+    context: int = 512
+    rows_per_call: int = 104           # source batch (original: 2 × the target micro-batch 52)
+    buffer_mult: int = 0               # buffer rows = buffer_mult × rows_per_call; 0 = no buffer
+
+    def __post_init__(self):
+        cls = type(self)
+        for key in ("context", "rows_per_call"):
+            _check(_positive_int(getattr(self, key)), cls, key, "a positive integer", getattr(self, key))
+        _check(isinstance(self.buffer_mult, int) and self.buffer_mult >= 0, cls, "buffer_mult",
+               "an integer >= 0", self.buffer_mult)
+
+    @property
+    def buffer_rows(self) -> int:
+        return self.buffer_mult * self.rows_per_call
+
+
+@dataclass(frozen=True)
+class TransformerSourceConfig(SourceConfig):
+    buffer_mult: int = 20
+    width: int = 512                   # the original: the target's width and Levine depth (512 → 22)
+    depth: int = 22
+    heads: int = 32                    # max(width // 128, min_heads = 32)
+    nonlinearity: str = "relu"         # relu | gelu | sign | sigmoidN (sigmoid(x·10^-N))
+    dropout: float = 0.1
+    dropout_on: bool = True            # faithful: dropout active while sampling (False: eval mode)
+    mult1: float = 1.4                 # head multiplier
+    mult2: float = 10.0                # attention/FF weight multiplier
+    multb: float = 1.0                 # bias multiplier (no effect while multb_quirk)
+    multb_quirk: bool = True           # faithful: biases N(0, 1) whatever multb (False: × multb)
+    head_mult_per_block: bool = True   # faithful quirk: head × mult1**depth (False: × mult1)
+    mask: bool = False                 # zero a U(0, 1) fraction of each weight matrix
+    temperature: float | tuple[float, float] = 0.5
+    temperature_per_call: bool = False  # with a (low, high) range: draw per call (False: once per run)
+    idmask: str | None = "faithful"    # faithful | bernoulli | None
+    reset_prob: float = 0.01           # per selected row: replace by uniform noise
+
+    def __post_init__(self):
+        if isinstance(self.temperature, (list, tuple)):   # lists from YAML
+            object.__setattr__(self, "temperature", tuple(float(t) for t in self.temperature))
+        super().__post_init__()
+        cls = type(self)
+        for key in ("width", "depth", "heads"):
+            _check(_positive_int(getattr(self, key)), cls, key, "a positive integer", getattr(self, key))
+        _check(self.width % self.heads == 0, cls, "heads", f"a divisor of width={self.width}", self.heads)
+        _check(self.buffer_rows >= self.rows_per_call, cls, "buffer_mult", "at least 1 (a buffer)",
+               self.buffer_mult)
+        try:
+            get_activation(self.nonlinearity)
+        except ValueError as err:
+            raise ValueError(f"{cls.__name__}.nonlinearity: {err}") from None
+        _check(0.0 <= self.dropout < 1.0, cls, "dropout", "in [0, 1)", self.dropout)
+        _check(0.0 <= self.reset_prob <= 1.0, cls, "reset_prob", "in [0, 1]", self.reset_prob)
+        for key in ("mult1", "mult2"):
+            _check(getattr(self, key) > 0, cls, key, "> 0", getattr(self, key))
+        _check(self.idmask in IDMASK_MODES, cls, "idmask", f"one of {IDMASK_MODES}", self.idmask)
+        t = self.temperature
+        if isinstance(t, tuple):
+            _check(len(t) == 2 and 0 <= t[0] <= t[1], cls, "temperature",
+                   "a number >= 0 or (low, high) with 0 <= low <= high", t)
+        else:
+            _check(isinstance(t, (int, float)) and t >= 0, cls, "temperature", "a number >= 0 or (low, high)", t)
+            _check(not self.temperature_per_call, cls, "temperature_per_call",
+                   "False unless temperature is a (low, high) range", self.temperature_per_call)
+
+    @property
+    def head_power(self) -> int:
+        return self.depth if self.head_mult_per_block else 1
+
+
+@dataclass(frozen=True)
+class UniformConfig(SourceConfig):
+    pass
+
+
+@dataclass(frozen=True)
+class PointwiseConfig(SourceConfig):
+    max_symbols: int = 20              # symbols per row ~ U{1..max_symbols}
+    concentration: float = 0.5         # Dirichlet concentration; a multiple of 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        cls = type(self)
+        _check(_positive_int(self.max_symbols) and self.max_symbols <= VOCAB, cls, "max_symbols",
+               f"an integer in 1..{VOCAB}", self.max_symbols)
+        _check(self.concentration > 0 and float(2 * self.concentration).is_integer(), cls,
+               "concentration", "a positive multiple of 0.5", self.concentration)
+
+
+@dataclass(frozen=True)
+class NdfaConfig(SourceConfig):
+    min_states: int = 2
+    max_states: int = 8                # states per automaton ~ U{min_states..max_states}
+    max_out: int = 3                   # transitions per state ~ U{1..max_out}
+    max_symbols: int = 16              # alphabet size per automaton ~ U{2..max_symbols}
+
+    def __post_init__(self):
+        super().__post_init__()
+        cls = type(self)
+        _check(_positive_int(self.min_states), cls, "min_states", "a positive integer", self.min_states)
+        _check(isinstance(self.max_states, int) and self.max_states >= self.min_states, cls, "max_states",
+               f"an integer >= min_states={self.min_states}", self.max_states)
+        _check(_positive_int(self.max_out), cls, "max_out", "a positive integer", self.max_out)
+        _check(isinstance(self.max_symbols, int) and 2 <= self.max_symbols <= VOCAB, cls, "max_symbols",
+               f"an integer in 2..{VOCAB}", self.max_symbols)
+
+
+# ----------------------------------------------------------------------------- shared mechanics
+
+class _Source:
+    """One seeded generator, an optional buffer of rows, and the batch/call/state mechanics."""
+
+    def __init__(self, cfg: SourceConfig, seed: int = 0, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = pick_device(device)
+        self.gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        self.calls = 0
+        self.rows_generated = 0            # rows the source computed (calls × rows_per_call with a buffer)
+        self.buffer: torch.Tensor | None = None
+
+    def _rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.gen, device=self.device)
+
+    def _random_rows(self, n: int) -> torch.Tensor:
+        return torch.randint(0, VOCAB, (n, self.cfg.context), generator=self.gen, device=self.device)
+
+    def _sample(self, n: int, k: int) -> torch.Tensor:
+        """k distinct indices from range(n)."""
+        return torch.randperm(n, generator=self.gen, device=self.device)[:k]
+
+    def _generate(self, n: int) -> torch.Tensor:
+        """n fresh rows, (n, context) uint8 (the direct sources)."""
+        raise NotImplementedError
+
+    def _fresh(self, n: int) -> torch.Tensor:
+        self.rows_generated += n
+        return self._generate(n)
+
+    def flops_per_token(self) -> float:
+        """Matmul FLOPs (2 × multiply-adds) of the source model per generated token; 0 without a model."""
+        return 0.0
+
+    @torch.no_grad()
+    def step(self) -> torch.Tensor:
+        """One source call: ``rows_per_call`` new rows, written over random buffer rows if there is a buffer."""
+        rows = self._fresh(self.cfg.rows_per_call)
+        if self.buffer is not None:
+            self.buffer[self._sample(self.cfg.buffer_rows, self.cfg.rows_per_call)] = rows
+        self.calls += 1
+        return rows
+
+    @torch.no_grad()
+    def batch(self, bs: int) -> torch.Tensor:
+        """``bs`` rows, (bs, context) uint8: buffer rows drawn independently of the last call's
+        writes, or (no buffer) ``bs`` freshly generated rows."""
+        if self.buffer is None:
+            if bs < 1:
+                raise ValueError(f"batch size must be >= 1, got {bs}")
+            return self._fresh(bs)
+        if not 0 < bs <= self.cfg.buffer_rows:
+            raise ValueError(f"batch size must be in 1..{self.cfg.buffer_rows} (the buffer), got {bs}")
+        return self.buffer[self._sample(self.cfg.buffer_rows, bs)].clone()
+
+    def __call__(self, bs: int) -> torch.Tensor:
+        """One call and a batch (no buffer: the batch is the call's output)."""
+        if self.buffer is not None:
+            self.step()
+        return self.batch(bs)
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {"config": self.cfg.to_dict(), "generator": self.gen.get_state(), "calls": self.calls,
+                "rows_generated": self.rows_generated,
+                "buffer": None if self.buffer is None else self.buffer.cpu().clone(),   # no alias of the live buffer
+                **self._extra_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self.cfg.to_dict():
+            raise ValueError(f"{type(self).__name__} state was saved with another configuration: "
+                             f"{state['config']} vs {self.cfg.to_dict()}")
+        self.buffer = None if state["buffer"] is None else state["buffer"].to(self.device)
+        self.gen.set_state(state["generator"])
+        self.calls = state["calls"]
+        self.rows_generated = state["rows_generated"]
+        self._load_extra_state(state)
+
+
+class _DirectSource(_Source):
+    """A source that generates rows directly; with ``buffer_mult > 0`` it keeps a buffer filled at start."""
+
+    def __init__(self, cfg: SourceConfig, seed: int = 0, device: str | torch.device = "cpu"):
+        super().__init__(cfg, seed, device)
+        if cfg.buffer_rows:
+            self.buffer = self._fresh(cfg.buffer_rows)
+
+
+# ----------------------------------------------------------------------------- transformer source
+
+def idmask_keep(m: torch.Tensor, mode: str, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Where the input byte survives, from the mask-channel logits ``m``.
+
+    ``'faithful'``: where sigmoid(m) is exactly 0 in float32 (underflow); ``'bernoulli'``: with
+    probability sigmoid(m)."""
+    p = torch.sigmoid(m.float())
+    if mode == "faithful":
+        return p == 0
+    if mode == "bernoulli":
+        return torch.rand(m.shape, generator=gen, device=m.device) < p
+    raise ValueError(f"idmask must be 'faithful' or 'bernoulli', got {mode!r}")
+
+
+def _dropout(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Inverted dropout drawn from ``gen`` (F.dropout cannot take a generator)."""
+    if p == 0:
+        return x
+    keep = torch.rand(x.shape, generator=gen, device=x.device) >= p
+    return x * keep / (1 - p)
+
+
+class RandomTransformer(nn.Module):
+    """The source network: the shared core (post-LN, causal, learned positions) plus a 256- or
+    257-channel head; :meth:`randomize` draws the per-call weights, the embeddings stay fixed."""
+
+    def __init__(self, cfg: TransformerSourceConfig, device: torch.device, gen: torch.Generator):
+        super().__init__()
+        self.cfg = cfg
+        tcfg = TransformerConfig(vocab_size=VOCAB, block_size=cfg.context, n_layer=cfg.depth, n_head=cfg.heads,
+                                 n_embd=cfg.width, causal=True, norm="post", final_norm=False, pos="learned",
+                                 activation=cfg.nonlinearity, attn_scale="sqrt")
+        with torch.device("meta"):   # no storage and no global-RNG draws; every value comes from gen
+            self.core = Transformer(tcfg)
+            self.head = nn.Linear(cfg.width, VOCAB + (cfg.idmask is not None))
+        self.to_empty(device=device)
+        self.requires_grad_(False).eval()   # dropout is ours (seeded), applied when cfg.dropout_on
+        with torch.no_grad():
+            for block in self.core.h:
+                block.ln_1.reset_parameters()
+                block.ln_2.reset_parameters()
+            self.core.wte.weight.normal_(generator=gen)      # N(0, 1), fixed for the run
+            self.core.wpe.weight.normal_(generator=gen)
+        self.randomize(gen)                                  # no uninitialised weights before the first call
+
+    @torch.no_grad()
+    def randomize(self, gen: torch.Generator) -> None:
+        cfg = self.cfg
+        for block in self.core.h:
+            for lin in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
+                qkv = lin is block.attn.c_attn
+                lin.weight.normal_(0.0, lin.in_features ** -0.5 * cfg.mult2, generator=gen)   # μP × mult2
+                if cfg.mask:   # q, k and v are separate matrices in the original
+                    for w in (lin.weight.chunk(3) if qkv else (lin.weight,)):
+                        frac = torch.rand((), generator=gen, device=w.device)
+                        w.masked_fill_(torch.rand(w.shape, generator=gen, device=w.device) < frac, 0.0)
+                if qkv:
+                    lin.bias.zero_()             # q/k/v have no bias in the original
+                else:
+                    lin.bias.normal_(generator=gen)
+                    if not cfg.multb_quirk:
+                        lin.bias.mul_(cfg.multb)
+        self.head.weight.normal_(0.0, cfg.mult1 ** cfg.head_power / cfg.width, generator=gen)
+        self.head.bias.zero_()
+
+    def forward(self, ids: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """(R, T) token ids → (R, T, 256 [+ 1]) logits; dropout after each LayerNorm as in the original."""
+        p = self.cfg.dropout if self.cfg.dropout_on else 0.0
+        x = self.core.wte(ids) + self.core.wpe.weight[: ids.shape[1]]   # (R, T, C)
+        for block in self.core.h:
+            x = _dropout(block.ln_1(x + block.attn(x)), p, gen)
+            x = _dropout(block.ln_2(x + block.mlp(x)), p, gen)
+        return self.head(x)
+
+
+class TransformerSource(_Source):
+    """The buffered random-transformer source (see the module docstring)."""
+
+    def __init__(self, cfg: TransformerSourceConfig, seed: int = 0, device: str | torch.device = "cpu"):
+        super().__init__(cfg, seed, device)
+        if self.device.type == "cuda":
+            set_tf32(False)   # fp32 throughout: the idmask threshold is an fp32 underflow
+        self.buffer = self._random_rows(cfg.buffer_rows).to(torch.uint8)
+        self.model = RandomTransformer(cfg, self.device, self.gen)
+        t = cfg.temperature
+        self.run_temperature = (self._uniform(*t) if isinstance(t, tuple) else float(t))
+        self.stats: dict[str, float] = {}
+
+    def _uniform(self, lo: float, hi: float) -> float:
+        return float(torch.empty((), device=self.device).uniform_(lo, hi, generator=self.gen))
+
+    def temperature(self) -> float:
+        """This call's temperature: fixed, drawn once per run, or (``temperature_per_call``) drawn now."""
+        return self._uniform(*self.cfg.temperature) if self.cfg.temperature_per_call else self.run_temperature
+
+    @torch.no_grad()
+    def apply(self, z: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """One forward pass of the current random network over rows ``z`` (R, context): sample the
+        byte channels, keep input bytes where the idmask says so; returns (R, context) long."""
+        cfg = self.cfg
+        t = self.run_temperature if temperature is None else temperature
+        z = z.to(self.device).long()
+        out = self.model(z, self.gen).float()
+        logits = out[..., :VOCAB]
+        chars = _pick(logits, t, self.gen)
+        keep = None if cfg.idmask is None else idmask_keep(out[..., VOCAB], cfg.idmask, self.gen)
+        rows = chars if keep is None else torch.where(keep, z, chars)
+        if t == 0:
+            max_prob = 1.0
+        else:   # max softmax(l/T) = 1 / sum exp((l - max l)/T)
+            shifted = (logits - logits.amax(-1, keepdim=True)) / t
+            max_prob = shifted.exp().sum(-1).reciprocal().mean().item()
+        self.stats = {"temperature": t, "logit_std": logits.std().item(), "max_prob": max_prob,
+                      "kept": 0.0 if keep is None else keep.float().mean().item()}
+        return rows
+
+    @torch.no_grad()
+    def step(self) -> torch.Tensor:
+        """One source call (select and reset rows, new random network, one forward pass, write back)."""
+        cfg = self.cfg
+        R = cfg.rows_per_call
+        idx = self._sample(cfg.buffer_rows, R)
+        z = self.buffer[idx].long()
+        reset = self._rand(R, 1) < cfg.reset_prob
+        z = torch.where(reset, self._random_rows(R), z)
+        t = self.temperature()
+        self.model.randomize(self.gen)
+        rows = self.apply(z, t).to(torch.uint8)
+        self.buffer[idx] = rows
+        self.calls += 1
+        self.rows_generated += R
+        return rows
+
+    def flops_per_token(self) -> float:
+        """Per block: q, k, v, output (4 w²) and FF (8 w²) multiply-adds plus attention scores and
+        values (2 · context · w, causal masking not discounted); then the head (w × channels)."""
+        cfg, w = self.cfg, self.cfg.width
+        macs = cfg.depth * (12 * w * w + 2 * cfg.context * w) + w * self.model.head.out_features
+        return 2.0 * macs
+
+    def _extra_state(self) -> dict:
+        return {"embeddings": tuple(w.cpu().clone() for w in (self.model.core.wte.weight, self.model.core.wpe.weight)),
+                "run_temperature": self.run_temperature}
+
+    def _load_extra_state(self, state: dict) -> None:
+        with torch.no_grad():
+            for param, value in zip((self.model.core.wte.weight, self.model.core.wpe.weight), state["embeddings"]):
+                param.copy_(value)
+        self.run_temperature = state["run_temperature"]
+
+
+# ----------------------------------------------------------------------------- ablation sources
+
+class UniformSource(_DirectSource):
+    """iid uniform bytes."""
+
+    def _generate(self, n: int) -> torch.Tensor:
+        return self._random_rows(n).to(torch.uint8)
+
+
+class PointwiseSource(_DirectSource):
+    """Per row a sparse Dirichlet unigram over k ~ U{1..max_symbols} random bytes."""
+
+    def _generate(self, n: int) -> torch.Tensor:
+        cfg, dev, g = self.cfg, self.device, self.gen
+        M = cfg.max_symbols
+        k = torch.randint(1, M + 1, (n, 1), generator=g, device=dev)
+        symbols = self._rand(n, VOCAB).argsort(1)[:, :M]                     # distinct random bytes
+        # Gamma(α) = χ²(2α)/2: a sum of 2α squared normals (the /2 cancels in the normalisation)
+        gamma = torch.randn(n, M, int(2 * cfg.concentration), generator=g, device=dev).square().sum(-1)
+        weights = gamma * (torch.arange(M, device=dev) < k)                  # only the first k symbols
+        probs = torch.zeros(n, VOCAB, device=dev).scatter_(1, symbols, weights)
+        return torch.multinomial(probs, cfg.context, replacement=True, generator=g).to(torch.uint8)
+
+
+class NdfaSource(_DirectSource):
+    """Rows from random non-deterministic finite automata, one automaton per row."""
+
+    def _uniform_int(self, u: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """floor(u · n) for u ~ U[0, 1), clamped to n − 1 against rounding."""
+        return torch.minimum((u * n).long(), n - 1)
+
+    def _generate(self, n: int) -> torch.Tensor:
+        cfg, dev, g = self.cfg, self.device, self.gen
+        S, K = cfg.max_states, cfg.max_out
+        n_states = torch.randint(cfg.min_states, S + 1, (n, 1, 1), generator=g, device=dev)
+        n_sym = torch.randint(2, cfg.max_symbols + 1, (n, 1), generator=g, device=dev)
+        alphabet = self._rand(n, VOCAB).argsort(1)[:, :cfg.max_symbols]            # (n, A) distinct bytes
+        n_out = torch.randint(1, K + 1, (n, S), generator=g, device=dev)             # transitions per state
+        target = self._uniform_int(self._rand(n, S, K), n_states)                     # (n, S, K)
+        emit = alphabet.gather(1, self._uniform_int(self._rand(n, S * K), n_sym)).view(n, S, K)
+        choice = self._rand(n, cfg.context)
+        rows = torch.empty(n, cfg.context, dtype=torch.uint8, device=dev)
+        r = torch.arange(n, device=dev)
+        state = torch.zeros(n, dtype=torch.long, device=dev)
+        for t in range(cfg.context):
+            k = self._uniform_int(choice[:, t], n_out[r, state])
+            rows[:, t] = emit[r, state, k]
+            state = target[r, state, k]
+        return rows
+
+
+# ----------------------------------------------------------------------------- registry
+
+SOURCES: dict[str, tuple[type, type]] = {
+    "lstm": (LSTMSource, LSTMConfig),
+    "transformer": (TransformerSource, TransformerSourceConfig),
+    "uniform": (UniformSource, UniformConfig),
+    "pointwise": (PointwiseSource, PointwiseConfig),
+    "ndfa": (NdfaSource, NdfaConfig),
+}
+
+
+def make_source(name: str, cfg_dict: dict | None = None, seed: int = 0, device: str | torch.device = "cpu"):
+    """The source called ``name`` with config ``cfg_dict`` (unknown keys are an error naming the key)."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown source {name!r}; valid sources: {', '.join(SOURCES)}")
+    cls, cfg_cls = SOURCES[name]
+    return cls(cfg_cls.from_dict(cfg_dict or {}), seed=seed, device=device)
