@@ -17,6 +17,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/reference.smk"
 include: "rules/growth.smk"
+include: "rules/up.smk"
 include: "rules/report.smk"
 
 
@@ -32,4 +33,5 @@ rule all:
         "results/paper/growth_table.csv",
         "results/paper/growth_operators.md",
         expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
+        up_samples(),
     default_target: True

@@ -67,3 +67,17 @@ def growth_settings(track):
     g = config["growth"]
     s = {k: v for k, v in g[track].items() if k not in ("operators", "opt_modes", "val_lines")}
     return {**s, "base_seed": g["base_seed"]}
+
+
+def up_source_config(name):
+    """The configuration of UP source ``name`` (config up.sources), with the shared context."""
+    sources = config["up"]["sources"]
+    if name not in sources:
+        raise ValueError(f"unknown UP source {name!r}: config up.sources defines {sorted(sources)}")
+    return {**sources[name], "context": config["up"]["context"]}
+
+
+def up_samples():
+    """Every sampled shard (config up.sample)."""
+    s = config["up"]["sample"]
+    return [f"results/up/samples/{src}/shard{i}.u8" for src in s["sources"] for i in range(s["shards"])]

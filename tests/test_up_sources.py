@@ -114,17 +114,17 @@ def test_idmask_faithful_keeps_input_only_on_underflow():
         assert (out != z).float().mean() > 0.9
 
 
-def test_idmask_bernoulli_keeps_sigmoid_fraction():
+def test_idmask_bernoulli_keeps_the_input_with_probability_sigmoid_minus_m():
     g = torch.Generator().manual_seed(0)
     for m in (-1.5, 0.0, 2.0):
         keep = idmask_keep(torch.full((40_000,), m), "bernoulli", g)
-        assert abs(keep.float().mean().item() - torch.sigmoid(torch.tensor(m)).item()) < 0.015
+        assert abs(keep.float().mean().item() - torch.sigmoid(torch.tensor(-m)).item()) < 0.015
     src = transformer(seed=4, temperature=0.0, idmask="bernoulli")
     src.model.randomize(src.gen)
     z = torch.randint(0, 256, (8, src.cfg.context), generator=g)
     with torch.no_grad():
         src.model.head.weight[256].zero_()
-        src.model.head.bias[256] = 1.0              # keep with p = sigmoid(1) ≈ 0.73
+        src.model.head.bias[256] = -1.0             # keep with p = sigmoid(1) ≈ 0.73
         src.apply(z)
     assert abs(src.stats["kept"] - 0.731) < 0.06
     assert transformer(idmask=None).model.head.out_features == 256

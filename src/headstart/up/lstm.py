@@ -226,6 +226,7 @@ class LSTMSource:
         if cfg.impl == "faithful" and self.device.type != "cpu":
             raise ValueError("the faithful LSTM source runs on CPU, as the original does; use impl 'batched' on a GPU")
         self.calls = 0
+        self.rows_generated = 0
         self.mults: list[float] = []
 
     def _constant_rows(self, n: int) -> torch.Tensor:
@@ -272,7 +273,15 @@ class LSTMSource:
         if cfg.iterate:
             buf[iconds] = rows
         self.calls += 1
+        self.rows_generated += R
         return rows
+
+    def flops_per_token(self) -> float:
+        """Matmul FLOPs (2 × multiply-adds) of the source model per generated token, as the original
+        LSTM computes them (layer-0 input projection included, though the batched version looks it up)."""
+        cfg, H = self.cfg, self.cfg.hidden
+        macs = 2 * cfg.emb * 4 * H + H * 4 * H + (cfg.n_layers - 1) * 2 * H * 4 * H + H * VOCAB
+        return 2.0 * macs
 
     def batch(self, bs: int) -> torch.Tensor:
         """``bs`` buffer rows drawn independently of the last call's writes, (bs, context) uint8."""
@@ -285,8 +294,8 @@ class LSTMSource:
         return self.batch(bs)
 
     def state_dict(self) -> dict:
-        return {"config": self.cfg.to_dict(), "buffer": self.buffer.cpu(), "generator": self.gen.get_state(),
-                "calls": self.calls}
+        return {"config": self.cfg.to_dict(), "buffer": self.buffer.cpu().clone(), "generator": self.gen.get_state(),
+                "calls": self.calls, "rows_generated": self.rows_generated}
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self.cfg.to_dict():
@@ -295,3 +304,4 @@ class LSTMSource:
         self.buffer = state["buffer"].to(self.device)
         self.gen.set_state(state["generator"])
         self.calls = state["calls"]
+        self.rows_generated = state.get("rows_generated", self.calls * self.cfg.rows_per_call)

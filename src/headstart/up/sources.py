@@ -296,13 +296,14 @@ class _DirectSource(_Source):
 def idmask_keep(m: torch.Tensor, mode: str, gen: torch.Generator | None = None) -> torch.Tensor:
     """Where the input byte survives, from the mask-channel logits ``m``.
 
-    ``'faithful'``: where sigmoid(m) is exactly 0 in float32 (underflow); ``'bernoulli'``: with
-    probability sigmoid(m)."""
-    p = torch.sigmoid(m.float())
+    The original writes the sample where sigmoid(m) is "on" (cast to bool) and keeps the input
+    elsewhere. ``'faithful'``: that cast, so the input survives only where sigmoid(m) is exactly 0
+    in float32 (underflow, an accidental threshold); ``'bernoulli'`` (corrected, same direction):
+    the input survives with probability 1 − sigmoid(m) = sigmoid(−m)."""
     if mode == "faithful":
-        return p == 0
+        return torch.sigmoid(m.float()) == 0
     if mode == "bernoulli":
-        return torch.rand(m.shape, generator=gen, device=m.device) < p
+        return torch.rand(m.shape, generator=gen, device=m.device) < torch.sigmoid(-m.float())
     raise ValueError(f"idmask must be 'faithful' or 'bernoulli', got {mode!r}")
 
 

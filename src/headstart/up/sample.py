@@ -1,0 +1,103 @@
+"""Sample a shard of UP pre-training data from a source, with its cost, resumable (rule ``up_sample``).
+
+A shard is ``n_rows`` rows of ``context`` bytes written as one flat uint8 file (read it back with
+:func:`load_shard` as an (n_rows, context) memmap). Each shard runs its own source from a seed
+derived from (seed, source name, shard index), so shards are independent and any one can be
+regenerated alone. Each source call generates new rows and then hands ``draw`` × (rows per call)
+training rows drawn from the buffer independently of the rows just written (the original: 52
+training rows per call of 104 generated rows, ``draw = 0.5``).
+
+The cost record (JSON beside the shard) holds the wall time, the number of source calls, tokens
+generated and written, the source's FLOPs (matmul multiply-adds × 2 of the source model per
+generated token, as the original model computes them), the device and the configuration, so
+training cost and sampling cost can be reported apart and together.
+
+Long shards checkpoint every ``checkpoint_every`` calls (source state + rows so far) and resume.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from headstart.io import atomic_path
+from headstart.train.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from headstart.train.device import describe_device
+
+__all__ = ["shard_seed", "sample_shard", "load_shard"]
+
+log = logging.getLogger(__name__)
+
+
+def shard_seed(seed: int, source: str, shard: int) -> int:
+    h = hashlib.sha256(f"headstart.up.sample/{seed}/{source}/{shard}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def load_shard(path: str | os.PathLike, context: int) -> np.memmap:
+    """A shard as an (n_rows, context) uint8 memmap; a clear error if the size does not fit."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0 or size % context:
+        raise ValueError(f"{path}: {size} bytes is not a whole number of {context}-byte rows")
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=(size // context, context))
+
+
+def sample_shard(source: str, cfg: dict, *, seed: int, shard: int, n_rows: int, draw: float,
+                 out: str | os.PathLike, cost: str | os.PathLike, device: str = "auto",
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 50) -> dict:
+    """Write shard ``shard`` of source ``source`` to ``out`` and its cost record to ``cost``. ``cfg``: the
+    source's configuration, ``kind`` (default: ``source``) plus that kind's keys."""
+    from headstart.up.sources import make_source   # the registry of every source kind
+
+    if n_rows < 1:
+        raise ValueError(f"n_rows must be >= 1, got {n_rows}")
+    if not 0 < draw <= 1:
+        raise ValueError(f"draw must be in (0, 1], got {draw}")
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", source)
+    src = make_source(kind, cfg, seed=shard_seed(seed, source, shard), device=device)
+    per_call = max(1, int(round(draw * getattr(src.cfg, "rows_per_call", 1) or 1)))
+    context = src.cfg.context
+    fp_data = {"source": source, "cfg": src.cfg.to_dict(), "seed": seed, "shard": shard, "n_rows": n_rows,
+               "draw": draw, "device": src.device.type}
+    rows = np.empty((n_rows, context), dtype=np.uint8)
+    done, calls, elapsed = 0, 0, 0.0
+    if checkpoint and Path(checkpoint).exists():
+        ck = load_checkpoint(checkpoint, expected_fingerprint=fingerprint(fp_data), expected_data=fp_data)
+        src.load_state_dict(ck["source"])
+        done, calls, elapsed = ck["done"], ck["calls"], ck["elapsed"]
+        rows[:done] = ck["rows"].numpy()
+        log.info("resuming %s at %d of %d rows", checkpoint, done, n_rows)
+    while done < n_rows:
+        t0 = time.perf_counter()
+        batch = src(min(per_call, n_rows - done))
+        if src.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed += time.perf_counter() - t0
+        rows[done:done + len(batch)] = batch.cpu().numpy()
+        done += len(batch)
+        calls += 1
+        if checkpoint and calls % checkpoint_every == 0 and done < n_rows:
+            save_checkpoint(checkpoint, {"fingerprint": fingerprint(fp_data), "fingerprint_data": fp_data,
+                                         "source": src.state_dict(), "done": done, "calls": calls,
+                                         "elapsed": elapsed, "rows": torch.from_numpy(rows[:done].copy())})
+    generated = src.rows_generated * context
+    record = {
+        "source": source, "shard": shard, "seed": seed, "shard_seed": shard_seed(seed, source, shard),
+        "rows": n_rows, "context": context, "bytes": n_rows * context, "calls": calls,
+        "tokens_generated": generated, "wall_s": elapsed, "tokens_per_s": generated / elapsed if elapsed else None,
+        "source_flops": generated * src.flops_per_token(), "config": src.cfg.to_dict(),
+        "device": describe_device(src.device),
+    }
+    with atomic_path(out) as tmp:
+        rows.tofile(tmp)
+    with atomic_path(cost) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record
