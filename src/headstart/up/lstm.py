@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from headstart.models.transformer import ConfigMixin
+from headstart.sampling import sample_logits
 from headstart.train.device import pick_device, set_tf32
 
 __all__ = ["LSTMConfig", "LSTMSource", "LSTMGen", "BatchedLSTM"]
@@ -95,13 +96,6 @@ class LSTMConfig(ConfigMixin):
 
 
 
-def _pick(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
-    if temperature == 0:
-        return logits.argmax(-1)
-    u = torch.rand(logits.shape, generator=gen, device=logits.device).clamp_(1e-20, 1.0)
-    return (logits / temperature - torch.log(-torch.log(u))).argmax(-1)   # Gumbel-max sampling
-
-
 class LSTMGen(nn.Module):
     """The faithful source model: Embedding(256, emb), LSTM(2·emb → hidden, n_layers), Linear(hidden, 256)."""
 
@@ -142,7 +136,7 @@ class LSTMGen(nn.Module):
         for t in range(s - 1, cfg.context - 1):
             step = torch.cat([self.emb(x), self.emb(conds[:, t])], -1)[:, None, :]   # (R, 1, 2·emb)
             h, state = self.lstm(step, state)
-            x = _pick(self.head(h[:, 0]), cfg.temperature, gen)
+            x = sample_logits(self.head(h[:, 0]), cfg.temperature, gen)
             out[:, t + 1] = x
         return out
 
@@ -207,7 +201,7 @@ class BatchedLSTM:
             self._step(seeds[..., t], conds[..., t], h, cs)
         x = seeds[..., -1]
         for t in range(s - 1, cfg.context - 1):
-            x = _pick(self._step(x, conds[..., t], h, cs), cfg.temperature, gen)
+            x = sample_logits(self._step(x, conds[..., t], h, cs), cfg.temperature, gen)
             out[..., t + 1] = x
         return out
 

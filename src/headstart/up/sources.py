@@ -66,7 +66,8 @@ from torch import nn
 
 from headstart.models.transformer import ConfigMixin, Transformer, TransformerConfig, get_activation
 from headstart.train.device import pick_device, set_tf32
-from headstart.up.lstm import VOCAB, LSTMConfig, LSTMSource, _pick
+from headstart.sampling import sample_logits
+from headstart.up.lstm import VOCAB, LSTMConfig, LSTMSource
 
 __all__ = [
     "SourceConfig", "TransformerSourceConfig", "UniformConfig", "PointwiseConfig", "NdfaConfig",
@@ -397,7 +398,7 @@ class TransformerSource(_Source):
         z = z.to(self.device).long()
         out = self.model(z, self.gen).float()
         logits = out[..., :VOCAB]
-        chars = _pick(logits, t, self.gen)
+        chars = sample_logits(logits, t, self.gen)
         keep = None if cfg.idmask is None else idmask_keep(out[..., VOCAB], cfg.idmask, self.gen)
         rows = chars if keep is None else torch.where(keep, z, chars)
         if t == 0:
