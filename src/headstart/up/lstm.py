@@ -57,7 +57,7 @@ class LSTMConfig(ConfigMixin):
     seed_len: int = 8
     emb_mult: float = 1e-8
     mult: tuple[float, float] = (1.0, 3.5)
-    mult_per_layer: bool = True        # faithful quirk: weights × m**n_layers (False: × m)
+    mult_per_layer: bool = False       # True: the original quirk, weights × m**n_layers (False: × m)
     temperature: float = 0.0           # 0 = greedy (the original)
     rows_per_call: int = 104           # source batch (original: 2 × the target micro-batch 52)
     buffer_mult: int = 20              # buffer rows = buffer_mult × rows_per_call
