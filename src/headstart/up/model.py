@@ -1,0 +1,152 @@
+"""The UP target: a byte-level (256-token) transformer on the shared core, with the original's options
+(spec up.md §2.2): post-LN blocks, learned absolute positions, ReLU FF ×4, dropout 0.1, attention
+scaled by ``attn_factor / d_head`` (μP) , the Levine depth-from-width rule, ``heads = max(width //
+128, min_heads)``, μP initialisation with the two-group AdamW learning rate, an ``out_factor`` on
+the logits, and progressive depth.
+
+* μP init (``mup=True``): attention and FF weights N(0, 1/fan_in), their biases 0; the head
+  N(0, 1/width²), bias 0; token and position embeddings N(0, 1); LayerNorms at identity.
+  :meth:`UPModel.param_groups` puts embeddings, LayerNorms and gates at ``base_lr`` and every
+  attention, FF and head parameter at ``base_lr · width0 / width`` (width0 = 640).
+* Progressive depth (``progressive=True``): blocks ``freeze_blocks`` and up are gated,
+  ``x + a · block(x)`` with a learnable scalar ``a`` initialised to 0, and start disabled (the
+  identity). :meth:`UPModel.set_progress` enables ``freeze_blocks`` more blocks for every
+  ``unfreeze_time`` training instances seen. Unlike the original, the enabled flags are buffers, so
+  they are saved in checkpoints.
+
+The core's post-LN block applies dropout to each branch before the residual sum
+(``ln(x + drop(f(x)))``); the original applies it after the LayerNorm (``drop(ln(x + f(x)))``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from headstart.models.transformer import ConfigMixin, Transformer, TransformerConfig
+
+__all__ = ["UPConfig", "UPModel", "depth_from_width", "heads_for"]
+
+VOCAB = 256
+
+
+def depth_from_width(width: int) -> int:
+    """Levine et al.'s depth for a width: round((ln width − 5.039) / 0.0555), at least 1."""
+    return max(1, round((math.log(width) - 5.039) / 0.0555))
+
+
+def heads_for(width: int, min_heads: int) -> int:
+    return max(width // 128, min_heads)
+
+
+@dataclass
+class UPConfig(ConfigMixin):
+    width: int = 512
+    depth: int | None = None          # None: depth_from_width(width)
+    heads: int | None = None          # None: max(width // 128, min_heads)
+    min_heads: int = 32
+    context: int = 512
+    dropout: float = 0.1
+    nonlinearity: str = "relu"
+    attn_factor: float = 1.0          # attention scale = attn_factor / d_head
+    out_factor: float = 1.0
+    mup: bool = True
+    base_lr: float = 3e-4
+    width0: int = 640
+    progressive: bool = True
+    freeze_blocks: int = 8
+    unfreeze_time: int = 10_000       # instances per step of progressive depth
+
+    def __post_init__(self):
+        if self.depth is None:
+            self.depth = depth_from_width(self.width)
+        if self.heads is None:
+            self.heads = heads_for(self.width, self.min_heads)
+        if self.width % self.heads:
+            raise ValueError(f"UPConfig: width {self.width} is not divisible by heads {self.heads} "
+                             f"(heads = max(width // 128, min_heads={self.min_heads}) unless given)")
+        for key in ("freeze_blocks", "unfreeze_time", "width0", "context"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"UPConfig.{key} must be >= 1, got {getattr(self, key)!r}")
+        if not self.base_lr > 0:
+            raise ValueError(f"UPConfig.base_lr must be > 0, got {self.base_lr!r}")
+
+    def core(self) -> TransformerConfig:
+        return TransformerConfig(vocab_size=VOCAB, block_size=self.context, n_layer=self.depth, n_head=self.heads,
+                                 n_embd=self.width, norm="post", final_norm=False, pos="learned",
+                                 activation=self.nonlinearity, attn_scale=self.attn_factor / (self.width // self.heads),
+                                 resid_dropout=self.dropout)
+
+
+class GatedBlock(nn.Module):
+    """``x + a · block(x)``, the identity while disabled; ``a`` starts at 0."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+        self.a = nn.Parameter(torch.zeros(()))
+        self.register_buffer("enabled", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x, mask=None, rope=None):
+        if not bool(self.enabled):
+            return x
+        return x + self.a * self.block(x, mask, rope)
+
+
+class UPModel(nn.Module):
+    """``model(x)``: (B, T) byte ids → (B, T, 256) logits."""
+
+    def __init__(self, cfg: UPConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.transformer = Transformer(cfg.core())
+        if cfg.progressive:
+            for i in range(cfg.freeze_blocks, cfg.depth):
+                self.transformer.h[i] = GatedBlock(self.transformer.h[i])
+        self.head = nn.Linear(cfg.width, VOCAB)
+        if cfg.mup:
+            self.mup_init()
+
+    @torch.no_grad()
+    def mup_init(self) -> None:
+        for name, m in self.transformer.named_modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=m.in_features ** -0.5)
+                if m.bias is not None:
+                    m.bias.zero_()
+        nn.init.normal_(self.transformer.wte.weight, std=1.0)
+        nn.init.normal_(self.transformer.wpe.weight, std=1.0)
+        nn.init.normal_(self.head.weight, std=1.0 / self.cfg.width)
+        self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.transformer(x)) * self.cfg.out_factor
+
+    def gated_blocks(self) -> list[GatedBlock]:
+        return [b for b in self.transformer.h if isinstance(b, GatedBlock)]
+
+    @torch.no_grad()
+    def set_progress(self, instances: int) -> int:
+        """Enable ``freeze_blocks`` more gated blocks per ``unfreeze_time`` instances; returns the
+        number of active blocks."""
+        cfg = self.cfg
+        gated = self.gated_blocks()
+        on = min(len(gated), cfg.freeze_blocks * (int(instances) // cfg.unfreeze_time))
+        for i, b in enumerate(gated):
+            b.enabled.fill_(i < on)
+        return cfg.depth - len(gated) + on
+
+    def param_groups(self, base_lr: float | None = None) -> list[dict]:
+        """μP learning rates: embeddings, LayerNorms and gates at base_lr; attention, FF and head at
+        base_lr · width0 / width. Without μP one group at base_lr."""
+        lr = self.cfg.base_lr if base_lr is None else base_lr
+        if not self.cfg.mup:
+            return [{"params": list(self.parameters()), "lr": lr}]
+        hidden, other = [], []
+        for name, p in self.named_parameters():
+            is_matrix_part = name.startswith("head.") or any(k in name for k in (".attn.", ".mlp."))
+            (hidden if is_matrix_part else other).append(p)
+        return [{"params": other, "lr": lr, "name": "embeddings, norms, gates"},
+                {"params": hidden, "lr": lr * self.cfg.width0 / self.cfg.width, "name": "attention, FF, head"}]
