@@ -34,4 +34,5 @@ rule all:
         "results/paper/growth_operators.md",
         expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
         up_samples(),
+        expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
     default_target: True

@@ -77,7 +77,10 @@ def up_source_config(name):
     return {**sources[name], "context": config["up"]["context"]}
 
 
-def up_samples():
-    """Every sampled shard (config up.sample)."""
+def up_samples(source=None):
+    """Every sampled shard (config up.sample), or those of one source."""
     s = config["up"]["sample"]
-    return [f"results/up/samples/{src}/shard{i}.u8" for src in s["sources"] for i in range(s["shards"])]
+    sources = s["sources"] if source is None else [source]
+    if source is not None and source not in s["sources"]:
+        raise ValueError(f"UP source {source!r} is not sampled: add it to config up.sample.sources {s['sources']}")
+    return [f"results/up/samples/{src}/shard{i}.u8" for src in sources for i in range(s["shards"])]

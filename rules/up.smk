@@ -27,3 +27,47 @@ rule up_sample:
         "results/up/benchmarks/sample_{source}_shard{shard}.tsv"
     script:
         "../scripts/up_sample.py"
+
+
+rule up_evalset:
+    output:
+        "results/up/evalsets/{name}.u8",
+    params:
+        chars=config["up"]["evalsets"]["chars"],
+        seed=config["up"]["evalsets"]["seed"],
+    wildcard_constraints:
+        name="|".join(config["up"]["evalsets"]["names"]) or "none",
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/evalset/{name}.log",
+    script:
+        "../scripts/up_evalset.py"
+
+
+rule up_pretrain:
+    input:
+        shards=lambda wc: up_samples(wc.source),
+        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+        wp=data_files("enwik8", "val.u8"),
+    output:
+        metrics="results/up/pretrain/{source}/metrics.parquet",
+        model="results/up/pretrain/{source}/model.pt",
+    params:
+        context=config["up"]["context"],
+        cfg=config["up"]["pretrain"],
+        seed=config["up"]["seed"],
+        device=config["device"],
+        checkpoint=lambda wc, output: checkpoint_path(output.model),
+    wildcard_constraints:
+        source=r"[A-Za-z0-9_]+",
+    resources:
+        gpu=1,
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/pretrain/{source}.log",
+    benchmark:
+        "results/up/benchmarks/pretrain_{source}.tsv"
+    script:
+        "../scripts/up_pretrain.py"

@@ -1,0 +1,9 @@
+"""Write one synthetic UP evaluation set (rules/up.smk)."""
+from headstart.data.synthetic import up_eval_set
+from headstart.io import atomic_path, setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+data = up_eval_set(snakemake.wildcards.name, snakemake.params.chars, seed=snakemake.params.seed)
+with atomic_path(snakemake.output[0]) as tmp:
+    tmp.write_bytes(data)
+log.info("%s: %d bytes", snakemake.wildcards.name, len(data))

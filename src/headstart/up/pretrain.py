@@ -1,0 +1,94 @@
+"""Pre-train the UP target on sampled shards with the shared training loop (rule ``up_pretrain``).
+
+Batches: every row of every shard once per epoch, in an order drawn per epoch from (seed, epoch);
+a row of ``context`` bytes gives inputs ``row[:-1]`` and targets ``row[1:]`` (the original: 511
+next-byte targets per 512-byte row). The batch for (update i, micro-batch m) depends only on
+(i, m), so a resumed run sees the same data. The loss is the mean next-byte cross-entropy; the
+number of training instances seen drives progressive depth (:meth:`UPModel.set_progress`).
+
+Evaluation (every ``eval_every`` updates and at the end): zero-shot bits per byte of
+:func:`headstart.up.evaluate.bits_all_positions` on each evaluation set (at most ``eval_bytes``
+bytes of each), logged as ``<set>_bits``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from headstart.io import atomic_path
+from headstart.train.loop import TrainConfig, train
+from headstart.up.evaluate import bits_all_positions
+from headstart.up.model import UPConfig, UPModel
+from headstart.up.sample import load_shard
+
+__all__ = ["ShardBatches", "pretrain", "save_model"]
+
+
+class ShardBatches:
+    """``batches(i, micro)`` → (batch_size, context) int64 rows from the shards, epoch-shuffled."""
+
+    def __init__(self, shards: list[np.ndarray], batch_size: int, grad_accum: int, seed: int):
+        self.rows = np.concatenate([np.asarray(s) for s in shards]) if len(shards) > 1 else np.asarray(shards[0])
+        if len(self.rows) < batch_size:
+            raise ValueError(f"the shards hold {len(self.rows)} rows, fewer than one batch of {batch_size}")
+        self.batch_size, self.grad_accum, self.seed = batch_size, grad_accum, seed
+        self._perm_epoch, self._perm = -1, None
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+            self._perm_epoch = epoch
+        return self._perm
+
+    def instances(self, i: int) -> int:
+        """Training rows seen before update ``i``."""
+        return i * self.grad_accum * self.batch_size
+
+    def __call__(self, i: int, micro: int) -> dict:
+        n, bs = len(self.rows), self.batch_size
+        start = (i * self.grad_accum + micro) * bs
+        idx = np.concatenate([self._order(e)[max(0, start - e * n): min(n, start + bs - e * n)]
+                              for e in range(start // n, (start + bs - 1) // n + 1)])
+        return {"rows": torch.from_numpy(self.rows[idx].astype(np.int64)), "instances": self.instances(i)}
+
+
+def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, train_cfg: dict, *,
+             eval_sets: dict[str, np.ndarray], eval_bytes: int, batch_size: int, data_seed: int = 0,
+             device: str = "auto", checkpoint: str | os.PathLike | None = None,
+             run_info: dict | None = None) -> tuple[pd.DataFrame, UPModel]:
+    """Train a :class:`UPModel` on ``shards``; returns (tidy metric rows, trained model)."""
+    cfg = UPConfig.from_dict({**model_cfg, "context": context - 1})   # 511 inputs per 512-byte row
+    torch.manual_seed(int(train_cfg.get("seed", 0)))
+    model = UPModel(cfg)
+    batches = ShardBatches([load_shard(p, context) for p in shards], batch_size,
+                           int(train_cfg.get("grad_accum", 1)), data_seed)
+    evals = {name: np.asarray(data[:eval_bytes], dtype=np.uint8) for name, data in eval_sets.items()}
+    for name, data in evals.items():
+        if len(data) <= cfg.context:
+            raise ValueError(f"evaluation set {name!r} has {len(data)} bytes, fewer than context + 1 = {cfg.context + 1}")
+
+    def loss_fn(m: UPModel, batch: dict):
+        m.set_progress(int(batch["instances"]))
+        rows = batch["rows"]
+        logits = m(rows[:, :-1])
+        return F.cross_entropy(logits.transpose(1, 2), rows[:, 1:])
+
+    def evaluate(m: UPModel) -> dict:
+        return {f"{name}_bits": bits_all_positions(m, data, cfg.context)["bits"] for name, data in evals.items()}
+
+    tc = TrainConfig.coerce(train_cfg)
+    df = train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,
+               device=device, param_groups=lambda m: m.param_groups(tc.lr),
+               run_info=run_info, model_config=cfg.to_dict())
+    df.attrs["train_tokens"] = batches.instances(tc.steps) * (context - 1)
+    return df, model
+
+
+def save_model(model: UPModel, path: str | os.PathLike) -> None:
+    """The trained weights and config, atomically (for fine-tuning)."""
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.cfg.to_dict(), "model": model.state_dict()}, tmp)
