@@ -34,5 +34,6 @@ rule all:
         "results/paper/growth_operators.md",
         expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
         up_samples(),
+        "results/paper/up_markov.md",
         expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
     default_target: True

@@ -71,3 +71,23 @@ rule up_pretrain:
         "results/up/benchmarks/pretrain_{source}.tsv"
     script:
         "../scripts/up_pretrain.py"
+
+
+rule up_markov:
+    input:
+        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+        wp=data_files("enwik8", "train.u8", "val.u8", "test.u8"),
+    output:
+        table="results/up/markov.csv",
+        md=report("results/paper/up_markov.md", caption="../report/up_markov.rst", category="up"),
+    params:
+        chars=config["up"]["evalsets"]["chars"],
+        seed=config["up"]["evalsets"]["seed"],
+        context=config["up"]["markov"]["context"],
+        windows=config["up"]["markov"]["windows"],
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/markov.log",
+    script:
+        "../scripts/up_markov.py"

@@ -1,0 +1,20 @@
+"""Markov baselines of the UP study (rules/up.smk)."""
+from pathlib import Path
+
+import numpy as np
+
+from headstart.data.synthetic import up_eval_set
+from headstart.io import setup_script_logging, write_table, write_text
+from headstart.up.baselines import markov_markdown, markov_table
+
+log = setup_script_logging(snakemake.log[0])
+p, inp = snakemake.params, snakemake.input
+read = lambda f: np.fromfile(f, dtype=np.uint8)
+sets = {}
+for f in inp.evalsets:
+    name = Path(f).stem   # validation sample of the same set: the next seed
+    sets[name] = (np.frombuffer(up_eval_set(name, p.chars, seed=p.seed + 1), np.uint8), read(f))
+wp = tuple(read(inp.wp[i]) for i in range(3))
+df = markov_table(sets, wp, context=p.context, windows=p.windows, seed=p.seed)
+write_table(df, snakemake.output.table)
+write_text(snakemake.output.md, markov_markdown(df))
