@@ -41,11 +41,11 @@ from torch import nn
 
 from headstart.models.transformer import ConfigMixin
 from headstart.sampling import sample_logits
-from headstart.train.device import pick_device, set_tf32
+from headstart.train.device import set_tf32
+from headstart.up.base import VOCAB, BufferedSource
 
 __all__ = ["LSTMConfig", "LSTMSource", "LSTMGen", "BatchedLSTM"]
 
-VOCAB = 256
 
 
 @dataclass(frozen=True)
@@ -206,21 +206,17 @@ class BatchedLSTM:
         return out
 
 
-class LSTMSource:
+class LSTMSource(BufferedSource):
     """A buffered LSTM source; ``source(bs)`` runs one call and returns a (bs, context) uint8 batch."""
 
     def __init__(self, cfg: LSTMConfig, seed: int = 0, device: str | torch.device = "cpu"):
-        self.cfg = cfg
-        self.device = pick_device(device)
+        super().__init__(cfg, seed, device)
         if self.device.type == "cuda":
             set_tf32(False)   # the 1e-8 input signal does not survive TF32
-        self.gen = torch.Generator(device=self.device).manual_seed(int(seed))
         self.buffer = self._constant_rows(cfg.buffer_rows)
         self.model = LSTMGen(cfg) if cfg.impl == "faithful" else BatchedLSTM(cfg, cfg.n_models, self.device)
         if cfg.impl == "faithful" and self.device.type != "cpu":
             raise ValueError("the faithful LSTM source runs on CPU, as the original does; use impl 'batched' on a GPU")
-        self.calls = 0
-        self.rows_generated = 0
         self.mults: list[float] = []
 
     def _constant_rows(self, n: int) -> torch.Tensor:
@@ -228,11 +224,7 @@ class LSTMSource:
         return b.expand(n, self.cfg.context).to(torch.uint8).clone()
 
     def _random_rows(self, n: int) -> torch.Tensor:
-        return torch.randint(0, VOCAB, (n, self.cfg.context), generator=self.gen, device=self.device).to(torch.uint8)
-
-    def _sample(self, n: int, k: int) -> torch.Tensor:
-        """k distinct indices from range(n)."""
-        return torch.randperm(n, generator=self.gen, device=self.device)[:k]
+        return super()._random_rows(n).to(torch.uint8)
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
@@ -276,26 +268,3 @@ class LSTMSource:
         cfg, H = self.cfg, self.cfg.hidden
         macs = 2 * cfg.emb * 4 * H + H * 4 * H + (cfg.n_layers - 1) * 2 * H * 4 * H + H * VOCAB
         return 2.0 * macs
-
-    def batch(self, bs: int) -> torch.Tensor:
-        """``bs`` buffer rows drawn independently of the last call's writes, (bs, context) uint8."""
-        if not 0 < bs <= self.cfg.buffer_rows:
-            raise ValueError(f"batch size must be in 1..{self.cfg.buffer_rows} (the buffer), got {bs}")
-        return self.buffer[self._sample(self.cfg.buffer_rows, bs)].clone()
-
-    def __call__(self, bs: int) -> torch.Tensor:
-        self.step()
-        return self.batch(bs)
-
-    def state_dict(self) -> dict:
-        return {"config": self.cfg.to_dict(), "buffer": self.buffer.cpu().clone(), "generator": self.gen.get_state(),
-                "calls": self.calls, "rows_generated": self.rows_generated}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.cfg.to_dict():
-            raise ValueError("LSTM source state was saved with another configuration: "
-                             f"{state['config']} vs {self.cfg.to_dict()}")
-        self.buffer = state["buffer"].to(self.device)
-        self.gen.set_state(state["generator"])
-        self.calls = state["calls"]
-        self.rows_generated = state.get("rows_generated", self.calls * self.cfg.rows_per_call)
