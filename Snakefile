@@ -35,5 +35,6 @@ rule all:
         expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
         up_samples(),
         "results/paper/up_markov.md",
+        up_finetunes(),
         expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
     default_target: True

@@ -84,3 +84,11 @@ def up_samples(source=None):
     if source is not None and source not in s["sources"]:
         raise ValueError(f"UP source {source!r} is not sampled: add it to config up.sample.sources {s['sources']}")
     return [f"results/up/samples/{src}/shard{i}.u8" for src in sources for i in range(s["shards"])]
+
+
+def up_finetunes():
+    """Every fine-tuning run (config up.finetune): source × arm × train fraction."""
+    f = config["up"]["finetune"]
+    return [f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.parquet"
+            for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
+

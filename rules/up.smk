@@ -91,3 +91,32 @@ rule up_markov:
         "logs/up/markov.log",
     script:
         "../scripts/up_markov.py"
+
+
+rule up_finetune:
+    input:
+        pretrained="results/up/pretrain/{source}/model.pt",
+        train=data_files("enwik8", "train.u8"),
+        wp=data_files("enwik8", "val.u8"),
+        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+    output:
+        "results/up/finetune/{source}/{init}.{opt}.f{frac}.parquet",
+    params:
+        cfg=config["up"]["finetune"],
+        device=config["device"],
+        checkpoint=lambda wc, output: checkpoint_path(output[0]),
+    wildcard_constraints:
+        source=r"[A-Za-z0-9_]+",
+        init="up|scratch",
+        opt="reload|reset",
+        frac=r"[0-9.]+",
+    resources:
+        gpu=1,
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/finetune/{source}/{init}.{opt}.f{frac}.log",
+    benchmark:
+        "results/up/benchmarks/finetune_{source}_{init}.{opt}.f{frac}.tsv"
+    script:
+        "../scripts/up_finetune.py"

@@ -17,5 +17,5 @@ df, model = pretrain(
     checkpoint=p.checkpoint, run_info={"study": "up", "source": snakemake.wildcards.source},
 )
 write_table(df, snakemake.output.metrics)
-save_model(model, snakemake.output.model)
+save_model(model, snakemake.output.model, checkpoint=p.checkpoint)
 finalize(p.checkpoint)

@@ -355,6 +355,7 @@ def train(
     run_info: Mapping[str, Any] | None = None,
     model_config: Mapping[str, Any] | None = None,
     keep_checkpoint: bool = True,
+    init_optimizer_state: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` for ``cfg.steps`` updates and return its tidy metric rows.
 
@@ -378,6 +379,11 @@ def train(
     run_info     constant columns added to every row (study, seed, size, ...); part of the
                  fingerprint, so a checkpoint of another run is refused.
     model_config the model's hyper-parameters, part of the fingerprint.
+    init_optimizer_state  an AdamW ``state_dict`` to start from (e.g. a pre-training run's moments,
+                 for fine-tuning); its groups must match ``param_groups``. Only the moments and step
+                 counts are taken: learning rates, betas, eps and weight decay stay this run's. A
+                 checkpoint, when resuming, takes precedence. Say so in ``run_info``: the
+                 fingerprint does not see it.
     keep_checkpoint  False deletes the checkpoint on success. The default keeps it: write your
                  results, then call :func:`headstart.train.checkpoint.finalize`, so a kill between
                  the two loses nothing (a re-run finds the finished checkpoint and returns at once).
@@ -410,6 +416,14 @@ def train(
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] / cfg.lr for g in optimizer.param_groups]  # each group's lr relative to cfg.lr
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    if init_optimizer_state is not None:
+        hyper = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        try:
+            optimizer.load_state_dict(init_optimizer_state)
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"init_optimizer_state does not fit this model's parameter groups: {err}") from err
+        for g, h in zip(optimizer.param_groups, hyper):
+            g.update(h)
 
     fp_data = fingerprint_data(model, cfg, model_config=model_config, run_info=run_info, param_groups=fp_groups)
     fp = fingerprint(fp_data)

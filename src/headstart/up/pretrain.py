@@ -13,6 +13,7 @@ bytes of each), logged as ``<set>_bits``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,13 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
     return df, model
 
 
-def save_model(model: UPModel, path: str | os.PathLike) -> None:
-    """The trained weights and config, atomically (for fine-tuning)."""
+def save_model(model: UPModel, path: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> None:
+    """The trained weights, config and (from the run's final ``checkpoint``, when given) the AdamW
+    state, atomically: the input of fine-tuning (:mod:`headstart.up.finetune`)."""
+    optimizer = None
+    if checkpoint is not None and Path(checkpoint).exists():
+        optimizer = torch.load(checkpoint, map_location="cpu", weights_only=True)["optimizer"]
+    state = {"config": model.cfg.to_dict(), "model": {k: v.cpu() for k, v in model.state_dict().items()},
+             "optimizer": optimizer}
     with atomic_path(path) as tmp:
-        torch.save({"config": model.cfg.to_dict(), "model": model.state_dict()}, tmp)
+        torch.save(state, tmp)

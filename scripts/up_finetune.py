@@ -1,0 +1,21 @@
+"""Fine-tune one UP arm on enwik8 train (rules/up.smk)."""
+from pathlib import Path
+
+import numpy as np
+
+from headstart.io import setup_script_logging, write_table
+from headstart.train.checkpoint import finalize
+from headstart.up.finetune import finetune
+
+log = setup_script_logging(snakemake.log[0])
+wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
+evals = {Path(f).stem: np.fromfile(f, dtype=np.uint8) for f in inp.evalsets}
+evals["wp"] = np.fromfile(inp.wp[0], dtype=np.uint8)
+df = finetune(
+    wc.init, wc.opt, inp.pretrained, np.memmap(inp.train[0], dtype=np.uint8, mode="r"), frac=float(wc.frac),
+    eval_sets=evals, eval_bytes=p.cfg["eval_bytes"], train_cfg=p.cfg["train"], batch_size=p.cfg["batch_size"],
+    restart_gates=p.cfg["restart_gates"], device=p.device, checkpoint=p.checkpoint,
+    run_info={"study": "up", "source": wc.source},
+)
+write_table(df, snakemake.output[0])
+finalize(p.checkpoint)

@@ -1,0 +1,94 @@
+"""Fine-tune on real bytes from a UP checkpoint or from scratch (rule ``up_finetune``; spec up.md §2.8).
+
+``init='up'`` starts from a pre-trained :class:`UPModel` (weights from ``pretrained``);
+``init='scratch'`` is the same architecture with a fresh init (the training seed), trained with the
+same schedule. ``opt='reload'`` starts AdamW from the pre-training run's moments (the original's
+behaviour: its learning rate is re-warmed from 0 by this run's warmup), ``opt='reset'`` from fresh
+moments. ``frac`` keeps only the first ``frac`` of the training bytes (data efficiency).
+
+Progressive depth: a pre-trained model keeps its enabled blocks (corrected); the original
+restarted the gates disabled, so a loaded model trained its first ``unfreeze_time`` instances with
+only the first blocks: ``restart_gates=True`` reproduces that. A scratch model grows as in
+pre-training.
+
+Batches are random windows of the (fractional) training bytes, deterministic per step
+(:func:`headstart.data.bytes.batch_at`). Evaluation: zero-shot-style bits per byte
+(:func:`headstart.up.evaluate.bits_all_positions`) on the validation split and every
+out-of-distribution set, logged as ``<set>_bits``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from headstart.data.bytes import batch_at
+from headstart.train.loop import TrainConfig, train
+from headstart.up.evaluate import bits_all_positions
+from headstart.up.model import UPConfig, UPModel
+
+__all__ = ["INITS", "OPT_MODES", "load_pretrained", "finetune"]
+
+INITS = ("up", "scratch")
+OPT_MODES = ("reload", "reset")
+
+
+def load_pretrained(path: str | os.PathLike) -> dict:
+    """The file written by :func:`headstart.up.pretrain.save_model`: config, model, optimizer, instances."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("config", "model"):
+        if key not in state:
+            raise ValueError(f"{path} is not a UP pre-training result (no {key!r}); expected the model.pt of up_pretrain")
+    return state
+
+
+def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np.ndarray, *, frac: float = 1.0,
+             eval_sets: dict[str, np.ndarray], eval_bytes: int, train_cfg: dict, batch_size: int,
+             restart_gates: bool = False, device: str = "auto", checkpoint: str | os.PathLike | None = None,
+             run_info: dict | None = None) -> pd.DataFrame:
+    """Fine-tune one arm; returns tidy metric rows (step, metric, value + run_info)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if opt not in OPT_MODES:
+        raise ValueError(f"opt must be one of {OPT_MODES}, got {opt!r}")
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac must be in (0, 1], got {frac}")
+    state = load_pretrained(pretrained)
+    cfg = UPConfig.from_dict(state["config"])
+    tc = TrainConfig.coerce(train_cfg)
+    torch.manual_seed(tc.seed)
+    model = UPModel(cfg)
+    init_opt = None
+    if init == "up":
+        model.load_state_dict(state["model"])
+        if opt == "reload":
+            if state.get("optimizer") is None:
+                raise ValueError(f"{pretrained} holds no optimizer state to reload")
+            init_opt = state["optimizer"]
+    elif opt == "reload":
+        raise ValueError("a scratch model has no optimizer state to reload; use opt 'reset'")
+    data = np.asarray(train_bytes[: int(len(train_bytes) * frac)], dtype=np.uint8)
+    if len(data) <= cfg.context + 1:
+        raise ValueError(f"frac={frac} leaves {len(data)} training bytes, too few for context {cfg.context}")
+    evals = {name: np.asarray(d[:eval_bytes], dtype=np.uint8) for name, d in eval_sets.items()}
+    grow = init == "scratch" or restart_gates
+
+    def batches(i: int, micro: int):
+        x, y = batch_at(data, i * tc.grad_accum + micro, batch_size, cfg.context, tc.seed)
+        return {"x": x, "y": y, "instances": i * tc.grad_accum * batch_size}
+
+    def loss_fn(m: UPModel, batch: dict):
+        if grow:
+            m.set_progress(int(batch["instances"]))
+        return F.cross_entropy(m(batch["x"]).transpose(1, 2), batch["y"])
+
+    def evaluate(m: UPModel) -> dict:
+        return {f"{name}_bits": bits_all_positions(m, d, cfg.context)["bits"] for name, d in evals.items()}
+
+    info = {"init": init, "opt": opt, "frac": frac, "restart_gates": restart_gates, **(run_info or {})}
+    return train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,
+                 device=device, param_groups=lambda m: m.param_groups(tc.lr), run_info=info,
+                 model_config=cfg.to_dict(), init_optimizer_state=init_opt)
