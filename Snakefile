@@ -35,6 +35,7 @@ rule all:
         expand("results/paper/growth_{fig}.{ext}", fig=["curves", "diffs", "size"], ext=["png", "pdf"]),
         up_samples(),
         "results/paper/up_markov.md",
-        up_finetunes(),
+        "results/paper/up_ood.md",
+        expand("results/paper/up_{fig}.{ext}", fig=["zero_shot", "finetune_curves", "data_efficiency"], ext=["png", "pdf"]),
         expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
     default_target: True

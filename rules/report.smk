@@ -47,6 +47,7 @@ rule claims:
     input:
         "results/reference/claims.csv",
         "results/growth/claims.csv",
+        "results/up/claims.csv",
     output:
         md=report(
             "results/paper/claims.md",

@@ -120,3 +120,30 @@ rule up_finetune:
         "results/up/benchmarks/finetune_{source}_{init}.{opt}.f{frac}.tsv"
     script:
         "../scripts/up_finetune.py"
+
+
+rule up_report:
+    input:
+        pretrain=expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
+        markov="results/up/markov.csv",
+        finetune=up_finetunes(),
+        costs=[p.replace(".u8", ".json") for p in up_samples()],
+        pretrain_bench=expand("results/up/benchmarks/pretrain_{source}.tsv", source=config["up"]["pretrain"]["sources"]),
+    output:
+        zero_png=report("results/paper/up_zero_shot.png", caption="../report/up_zero_shot.rst", category="up"),
+        zero_pdf="results/paper/up_zero_shot.pdf",
+        curves_png=report("results/paper/up_finetune_curves.png", caption="../report/up_finetune_curves.rst", category="up"),
+        curves_pdf="results/paper/up_finetune_curves.pdf",
+        eff_png=report("results/paper/up_data_efficiency.png", caption="../report/up_data_efficiency.rst", category="up"),
+        eff_pdf="results/paper/up_data_efficiency.pdf",
+        ood_md=report("results/paper/up_ood.md", caption="../report/up_ood.rst", category="up"),
+        finetune="results/up/finetune.parquet",
+        claims="results/up/claims.csv",
+    params:
+        batch_size=config["up"]["finetune"]["batch_size"],
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/report/up.log",
+    script:
+        "../scripts/up_report.py"

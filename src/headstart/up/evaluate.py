@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from headstart.data.bytes import strided_windows
 from headstart.stats import t_ci
 
-__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits"]
+__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "evaluate_sets"]
 
 LOG2E = 1.0 / math.log(2.0)
 
@@ -135,3 +135,14 @@ def bits_random_targets(model, data, context: int, *, n_samples: int = 10_000, s
     return {"protocol": "random_targets" + ("_faithful" if pad_bug else ""), "bits": float(out.mean()),
             "ci_low": lo, "ci_high": hi, "n_scored": n_samples, "forward_passes": n_samples,
             "context": context, "min_history": 0}
+
+
+def evaluate_sets(model, sets: dict[str, np.ndarray], context: int) -> dict[str, float]:
+    """Metrics ``<set>_bits``, ``<set>_bits_lo``, ``<set>_bits_hi`` (95% CI) of
+    :func:`bits_all_positions` on every set: what the UP training rules log."""
+    out = {}
+    for name, data in sets.items():
+        r = bits_all_positions(model, data, context)
+        out.update({f"{name}_bits": r["bits"], f"{name}_bits_lo": r["ci_low"], f"{name}_bits_hi": r["ci_high"]})
+    return out
+

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from headstart.data.bytes import batch_at
 from headstart.train.loop import TrainConfig, train
-from headstart.up.evaluate import bits_all_positions
+from headstart.up.evaluate import evaluate_sets
 from headstart.up.model import UPConfig, UPModel
 
 __all__ = ["INITS", "OPT_MODES", "load_pretrained", "finetune"]
@@ -86,7 +86,7 @@ def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np
         return F.cross_entropy(m(batch["x"]).transpose(1, 2), batch["y"])
 
     def evaluate(m: UPModel) -> dict:
-        return {f"{name}_bits": bits_all_positions(m, d, cfg.context)["bits"] for name, d in evals.items()}
+        return evaluate_sets(m, evals, cfg.context)
 
     info = {"init": init, "opt": opt, "frac": frac, "restart_gates": restart_gates, **(run_info or {})}
     return train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,

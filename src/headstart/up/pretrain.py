@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from headstart.io import atomic_path
 from headstart.train.loop import TrainConfig, train
-from headstart.up.evaluate import bits_all_positions
+from headstart.up.evaluate import evaluate_sets
 from headstart.up.model import UPConfig, UPModel
 from headstart.up.sample import load_shard
 
@@ -79,7 +79,7 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
         return F.cross_entropy(logits.transpose(1, 2), rows[:, 1:])
 
     def evaluate(m: UPModel) -> dict:
-        return {f"{name}_bits": bits_all_positions(m, data, cfg.context)["bits"] for name, data in evals.items()}
+        return evaluate_sets(m, evals, cfg.context)
 
     tc = TrainConfig.coerce(train_cfg)
     df = train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,

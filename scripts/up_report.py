@@ -1,0 +1,29 @@
+"""Figures, tables and claims of the UP study (rules/up.smk)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from headstart.claims import to_frame
+from headstart.io import read_table, setup_script_logging, write_table, write_text
+from headstart.up import report
+
+setup_script_logging(snakemake.log[0])
+inp, out = snakemake.input, snakemake.output
+zero = pd.concat([report.final_bits(read_table(f)).assign(source=Path(f).parent.name) for f in inp.pretrain],
+                 ignore_index=True)
+markov = read_table(inp.markov)
+ft = report.finetune_table(pd.concat([read_table(f) for f in inp.finetune], ignore_index=True))
+sampling = {}
+for f in inp.costs:
+    rec = json.loads(Path(f).read_text())
+    sampling[rec["source"]] = sampling.get(rec["source"], 0.0) + rec["wall_s"]
+offsets = {Path(f).stem.removeprefix("pretrain_"): (float(pd.read_csv(f, sep="\t")["s"].iloc[0]),
+                                                    sampling.get(Path(f).stem.removeprefix("pretrain_"), 0.0))
+           for f in inp.pretrain_bench}
+write_table(ft, out.finetune)
+report.zero_shot_figure(zero, markov, out.zero_png, out.zero_pdf)
+report.curves_figure(ft, snakemake.params.batch_size, offsets, out.curves_png, out.curves_pdf)
+report.efficiency_figure(ft, out.eff_png, out.eff_pdf)
+write_text(out.ood_md, report.ood_markdown(ft))
+write_table(to_frame(report.claims(zero, markov, ft)), out.claims)

@@ -1,0 +1,169 @@
+"""Figures, tables and claims of the UP study, from the tidy tables of its rules (rule ``up_report``).
+
+Inputs: pre-training metrics per source (``results/up/pretrain/<source>/metrics.parquet``), the
+Markov table (``results/up/markov.csv``), the fine-tuning runs and the sampling cost records.
+Bits per byte carry the 95% CIs of :func:`headstart.up.evaluate.bits_all_positions` (windows as
+clusters: uncertainty over the evaluation data, not over training seeds; one training run per arm).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from headstart import plotting
+from headstart.claims import Claim
+from headstart.io import markdown_table
+from headstart.up.evaluate import chance_bits
+
+__all__ = ["final_bits", "finetune_table", "zero_shot_figure", "curves_figure", "efficiency_figure",
+           "ood_markdown", "claims"]
+
+STUDY = "up"
+CHANCE = chance_bits()
+
+
+def final_bits(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per evaluation set at the last evaluated step: set, bits, lo, hi, step."""
+    ev = metrics[metrics["metric"].str.endswith("_bits")]
+    step = ev["step"].max()
+    rows = []
+    for metric, g in metrics[metrics["step"] == step].groupby("metric"):
+        if not metric.endswith("_bits"):
+            continue
+        name = metric[: -len("_bits")]
+        get = lambda m: float(metrics[(metrics["step"] == step) & (metrics["metric"] == m)]["value"].iloc[0])
+        rows.append({"set": name, "bits": float(g["value"].iloc[0]), "lo": get(f"{metric}_lo"),
+                     "hi": get(f"{metric}_hi"), "step": int(step)})
+    return pd.DataFrame(rows)
+
+
+def finetune_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fine-tuning runs as rows: source, init, opt, frac, step, time_s, set, bits, lo, hi."""
+    keys = ["source", "init", "opt", "frac", "step"]
+    wide = runs.pivot_table(index=keys, columns="metric", values="value").reset_index()
+    sets = sorted(c[: -len("_bits")] for c in wide.columns if isinstance(c, str) and c.endswith("_bits"))
+    out = []
+    for name in sets:
+        part = wide[keys + ["time_s", f"{name}_bits", f"{name}_bits_lo", f"{name}_bits_hi"]].dropna()
+        part.columns = keys + ["time_s", "bits", "lo", "hi"]
+        out.append(part.assign(set=name))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=keys + ["time_s", "set", "bits", "lo", "hi"])
+
+
+def _arm(r) -> str:
+    return "scratch" if r["init"] == "scratch" else f"UP ({r['opt']} optimizer)"
+
+
+def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: str) -> None:
+    """UP zero-shot bits per set (CI bars), the chance line and the in-context Markov baseline."""
+    plotting.use_style()
+    fig, ax = plotting.figure(width=6.0, height=3.2)
+    sets = sorted(zero["set"].unique())
+    x = np.arange(len(sets))
+    for i, (src, g) in enumerate(zero.groupby("source")):
+        g = g.set_index("set").reindex(sets)
+        ax.errorbar(x + 0.1 * i, g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], fmt="o",
+                    label=f"UP ({src}), zero-shot")
+    ic = markov[(markov["kind"] == "in_context") & markov["best"]].set_index("set").reindex(sets)
+    ax.scatter(x, ic["test_bits"], marker="_", s=300, color="black", label="in-context Markov")
+    ax.axhline(CHANCE, color="grey", ls="--", label="chance (8 bits)")
+    ax.set_xticks(x, sets, rotation=30)
+    ax.set_ylabel("bits per byte")
+    ax.legend(fontsize=7)
+    plotting.save(fig, png, pdf)
+
+
+def curves_figure(ft: pd.DataFrame, batch_size: int, offsets: dict[str, tuple[float, float]], png: str, pdf: str) -> None:
+    """enwik8 validation bits of each arm (largest train fraction) against training instances and
+    against wall time; UP arms start after pre-training (dotted) and sampling (solid) time.
+    ``offsets``: source → (pre-training seconds, sampling seconds)."""
+    plotting.use_style()
+    wp = ft[(ft["set"] == "wp") & (ft["frac"] == ft["frac"].max())]
+    fig, (a, b) = plotting.figure(ncols=2, width=8.0, height=3.2)
+    for (src, init, opt), g in wp.groupby(["source", "init", "opt"]):
+        g = g.sort_values("step")
+        label = _arm({"init": init, "opt": opt})
+        line, = a.plot(g["step"] * batch_size, g["bits"], marker=".", label=label)
+        if init == "up":
+            pre, samp = offsets.get(src, (0.0, 0.0))
+            b.plot(g["time_s"] + pre + samp, g["bits"], color=line.get_color(), label=f"{label}, with sampling")
+            b.plot(g["time_s"] + pre, g["bits"], color=line.get_color(), ls=":", label=f"{label}, without sampling")
+        else:
+            b.plot(g["time_s"], g["bits"], color=line.get_color(), label=label)
+    a.set_xlabel("fine-tuning instances")
+    b.set_xlabel("wall time incl. pre-training (s)")
+    for ax in (a, b):
+        ax.set_ylabel("enwik8 val bits per byte")
+    a.legend(fontsize=7)
+    b.legend(fontsize=6)
+    plotting.save(fig, png, pdf)
+
+
+def _final(ft: pd.DataFrame) -> pd.DataFrame:
+    last = ft.groupby(["source", "init", "opt", "frac"])["step"].transform("max")
+    return ft[ft["step"] == last]
+
+
+def efficiency_figure(ft: pd.DataFrame, png: str, pdf: str) -> None:
+    """Final enwik8 validation bits against the fraction of training bytes, per arm."""
+    plotting.use_style()
+    fin = _final(ft[ft["set"] == "wp"])
+    fig, ax = plotting.figure(width=4.5, height=3.2)
+    for (src, init, opt), g in fin.groupby(["source", "init", "opt"]):
+        g = g.sort_values("frac")
+        ax.errorbar(g["frac"], g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], marker="o",
+                    label=_arm({"init": init, "opt": opt}))
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of enwik8 train")
+    ax.set_ylabel("final enwik8 val bits per byte")
+    ax.legend(fontsize=7)
+    plotting.save(fig, png, pdf)
+
+
+def ood_markdown(ft: pd.DataFrame) -> str:
+    """Final bits per set and arm (largest train fraction): enwik8 val and the out-of-distribution sets."""
+    fin = _final(ft[ft["frac"] == ft["frac"].max()])
+    rows = []
+    for (src, init, opt), g in fin.groupby(["source", "init", "opt"]):
+        row = {"source": src, "arm": _arm({"init": init, "opt": opt})}
+        for r in g.sort_values("set").to_dict("records"):
+            row[r["set"]] = f"{r['bits']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+        rows.append(row)
+    head = ("# UP: bits per byte after fine-tuning on enwik8 (largest train fraction)\n\n"
+            "wp = enwik8 validation (in distribution); every other column is an out-of-distribution set. "
+            "Cells: bits [95% CI over evaluation windows].\n\n")
+    return head + markdown_table(pd.DataFrame(rows)) + "\n"
+
+
+def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[Claim]:
+    out: list[Claim] = []
+    for src, g in zero.groupby("source"):
+        worst = g.loc[g["hi"].idxmax()]
+        v = "supported" if worst["hi"] < CHANCE else ("not supported" if worst["lo"] >= CHANCE else "inconclusive")
+        out.append(Claim(STUDY, f"UP ({src}) zero-shot is better than chance (8 bits) on every evaluation set",
+                         f"bits per byte on the worst set ({worst['set']})", float(worst["bits"]), float(worst["lo"]),
+                         float(worst["hi"]), len(g), v, "95% CI upper bound < 8 on every set"))
+        wp = g[g["set"] == "wp"]
+        ic = markov[(markov["set"] == "wp") & (markov["kind"] == "in_context") & markov["best"]]
+        if len(wp) and len(ic):
+            r, m = wp.iloc[0], float(ic["test_bits"].iloc[0])
+            v = "supported" if r["hi"] < m else ("not supported" if r["lo"] >= m else "inconclusive")
+            out.append(Claim(STUDY, f"UP ({src}) zero-shot beats the in-context Markov model on enwik8",
+                             "UP − in-context Markov bits per byte", float(r["bits"] - m), float(r["lo"] - m),
+                             float(r["hi"] - m), 1, v, "95% CI of UP bits entirely below the Markov bits"))
+    fin = _final(ft[ft["set"] == "wp"])
+    for (src, frac), g in fin.groupby(["source", "frac"]):
+        scratch = g[g["init"] == "scratch"]
+        for _, r in g[g["init"] == "up"].iterrows():
+            if scratch.empty:
+                continue
+            s = scratch.iloc[0]
+            d = float(r["bits"] - s["bits"])
+            half = math.hypot(r["hi"] - r["lo"], s["hi"] - s["lo"]) / 2     # independent CIs, combined
+            v = "supported" if d + half < 0 else ("not supported" if d - half >= 0 else "inconclusive")
+            out.append(Claim(STUDY, f"fine-tuned from UP ({src}, {r['opt']} optimizer) beats scratch on enwik8 "
+                             f"val with the same schedule, train fraction {frac:g}", "UP − scratch final bits per byte",
+                             d, d - half, d + half, 1, v, "combined 95% CI < 0 (one training run per arm)"))
+    return out
