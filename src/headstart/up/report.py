@@ -58,8 +58,8 @@ def _arm(r) -> str:
 
 def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: str) -> None:
     """UP zero-shot bits per set (CI bars), the chance line and the in-context Markov baseline."""
-    plotting.use_style()
-    fig, ax = plotting.figure(width=6.0, height=3.2)
+    fig, axes = plotting.figure(width=6.0, height=3.2)
+    ax = axes[0, 0]
     sets = sorted(zero["set"].unique())
     x = np.arange(len(sets))
     for i, (src, g) in enumerate(zero.groupby("source")):
@@ -79,9 +79,9 @@ def curves_figure(ft: pd.DataFrame, batch_size: int, offsets: dict[str, tuple[fl
     """enwik8 validation bits of each arm (largest train fraction) against training instances and
     against wall time; UP arms start after pre-training (dotted) and sampling (solid) time.
     ``offsets``: source → (pre-training seconds, sampling seconds)."""
-    plotting.use_style()
     wp = ft[(ft["set"] == "wp") & (ft["frac"] == ft["frac"].max())]
-    fig, (a, b) = plotting.figure(ncols=2, width=8.0, height=3.2)
+    fig, axes = plotting.figure(ncols=2, width=4.5, height=3.2)
+    a, b = axes[0]
     for (src, init, opt), g in wp.groupby(["source", "init", "opt"]):
         g = g.sort_values("step")
         label = _arm({"init": init, "opt": opt})
@@ -108,9 +108,9 @@ def _final(ft: pd.DataFrame) -> pd.DataFrame:
 
 def efficiency_figure(ft: pd.DataFrame, png: str, pdf: str) -> None:
     """Final enwik8 validation bits against the fraction of training bytes, per arm."""
-    plotting.use_style()
     fin = _final(ft[ft["set"] == "wp"])
-    fig, ax = plotting.figure(width=4.5, height=3.2)
+    fig, axes = plotting.figure(width=4.5, height=3.2)
+    ax = axes[0, 0]
     for (src, init, opt), g in fin.groupby(["source", "init", "opt"]):
         g = g.sort_values("frac")
         ax.errorbar(g["frac"], g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], marker="o",

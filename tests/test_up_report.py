@@ -1,0 +1,37 @@
+"""UP report (headstart.up.report): final bits per set, the fine-tuning table and the claim verdicts."""
+import pandas as pd
+
+from headstart.up import report
+
+
+def metrics(step_values: dict[int, dict[str, float]], **info) -> pd.DataFrame:
+    return pd.DataFrame([{"step": s, "metric": m, "value": v, **info}
+                         for s, d in step_values.items() for m, v in d.items()])
+
+
+def bits(b, half=0.05, name="wp"):
+    return {f"{name}_bits": b, f"{name}_bits_lo": b - half, f"{name}_bits_hi": b + half}
+
+
+def test_final_bits_and_claims():
+    pre = metrics({10: {**bits(7.0), **bits(2.0, name="dyck")}, 20: {**bits(5.0), **bits(7.99, name="dyck")}})
+    zero = report.final_bits(pre).assign(source="lstm")
+    assert set(zero["set"]) == {"wp", "dyck"} and (zero["step"] == 20).all()
+    markov = pd.DataFrame([{"set": "wp", "kind": "in_context", "order": 1, "lam": 0.1, "val_bits": 4.9,
+                            "test_bits": 4.81, "best": True}])
+    runs = []
+    for init, opt, final in (("up", "reload", 2.0), ("up", "reset", 2.52), ("scratch", "reset", 2.5)):
+        runs.append(metrics({0: {**bits(final + 1), "time_s": 0.0}, 10: {**bits(final), "time_s": 1.0}},
+                            source="lstm", init=init, opt=opt, frac=1.0))
+    ft = report.finetune_table(pd.concat(runs, ignore_index=True))
+    assert set(ft["set"]) == {"wp"} and len(ft) == 6
+    cl = {c.claim: c for c in report.claims(zero, markov, ft)}
+    chance = next(c for k, c in cl.items() if "better than chance" in k)
+    assert chance.verdict == "inconclusive" and chance.value == 7.99          # dyck CI straddles 8
+    markov_claim = next(c for k, c in cl.items() if "in-context Markov" in k)
+    assert markov_claim.verdict == "not supported"                             # 5.0 > 4.81
+    reload = next(c for k, c in cl.items() if "reload" in k)
+    reset = next(c for k, c in cl.items() if "reset optimizer" in k)
+    assert reload.verdict == "supported" and reset.verdict == "inconclusive"
+    md = report.ood_markdown(ft)
+    assert "2.000 [1.950, 2.050]" in md
