@@ -36,6 +36,6 @@ rule all:
         up_samples(),
         "results/paper/up_markov.md",
         "results/paper/up_ood.md",
-        expand("results/paper/up_{fig}.{ext}", fig=["zero_shot", "finetune_curves", "data_efficiency"], ext=["png", "pdf"]),
+        expand("results/paper/up_{fig}.{ext}", fig=["zero_shot", "finetune_curves", "data_efficiency", "budget"], ext=["png", "pdf"]),
         expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
     default_target: True

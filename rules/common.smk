@@ -92,3 +92,23 @@ def up_finetunes():
     return [f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.parquet"
             for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
 
+
+def up_budget_snapshots(source=None):
+    """Pre-training steps at which the budget splits take their snapshot (config up.budget)."""
+    b = config["up"]["budget"]
+    if source is not None and source not in b["sources"]:
+        return []
+    steps = config["up"]["pretrain"]["train"].get("steps", 1000)
+    snaps = sorted(u * b["unit_steps"] for u in b["pre_units"] if u > 0)
+    too_long = [s for s in snaps if s > steps]
+    if too_long:
+        raise ValueError(f"config up.budget: pre-training shares {too_long} steps exceed up.pretrain.train.steps = {steps}")
+    if any(u >= b["total_units"] for u in b["pre_units"]):
+        raise ValueError(f"config up.budget: every pre_units entry must be below total_units = {b['total_units']}")
+    return snaps
+
+
+def up_budgets():
+    b = config["up"]["budget"]
+    return [f"results/up/budget/{src}/pre{u}.parquet" for src in b["sources"] for u in b["pre_units"]]
+

@@ -53,6 +53,7 @@ rule up_pretrain:
     output:
         metrics="results/up/pretrain/{source}/metrics.parquet",
         model="results/up/pretrain/{source}/model.pt",
+        snapshots=expand("results/up/pretrain/{{source}}/model_s{step}.pt", step=up_budget_snapshots()),
     params:
         context=config["up"]["context"],
         cfg=config["up"]["pretrain"],
@@ -129,6 +130,7 @@ rule up_report:
         finetune=up_finetunes(),
         costs=[p.replace(".u8", ".json") for p in up_samples()],
         pretrain_bench=expand("results/up/benchmarks/pretrain_{source}.tsv", source=config["up"]["pretrain"]["sources"]),
+        budget=up_budgets(),
     output:
         zero_png=report("results/paper/up_zero_shot.png", caption="../report/up_zero_shot.rst", category="up"),
         zero_pdf="results/paper/up_zero_shot.pdf",
@@ -137,13 +139,46 @@ rule up_report:
         eff_png=report("results/paper/up_data_efficiency.png", caption="../report/up_data_efficiency.rst", category="up"),
         eff_pdf="results/paper/up_data_efficiency.pdf",
         ood_md=report("results/paper/up_ood.md", caption="../report/up_ood.rst", category="up"),
+        budget_png=report("results/paper/up_budget.png", caption="../report/up_budget.rst", category="up"),
+        budget_pdf="results/paper/up_budget.pdf",
         finetune="results/up/finetune.parquet",
+        budget="results/up/budget.csv",
         claims="results/up/claims.csv",
     params:
         batch_size=config["up"]["finetune"]["batch_size"],
+        pretrain_steps=config["up"]["pretrain"]["train"].get("steps", 1000),
+        pretrain_batch=config["up"]["pretrain"]["batch_size"],
     conda:
         "../envs/headstart.yaml"
     log:
         "logs/report/up.log",
     script:
         "../scripts/up_report.py"
+
+
+rule up_budget:
+    input:
+        pretrained=lambda wc: (f"results/up/pretrain/{wc.source}/model_s{int(wc.pre) * config['up']['budget']['unit_steps']}.pt"
+                               if int(wc.pre) else f"results/up/pretrain/{wc.source}/model.pt"),
+        train=data_files("enwik8", "train.u8"),
+        wp=data_files("enwik8", "val.u8"),
+    output:
+        "results/up/budget/{source}/pre{pre}.parquet",
+    params:
+        cfg=config["up"]["finetune"],
+        budget=config["up"]["budget"],
+        device=config["device"],
+        checkpoint=lambda wc, output: checkpoint_path(output[0]),
+    wildcard_constraints:
+        source=r"[A-Za-z0-9_]+",
+        pre=r"\d+",
+    resources:
+        gpu=1,
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/budget/{source}/pre{pre}.log",
+    benchmark:
+        "results/up/benchmarks/budget_{source}_pre{pre}.tsv"
+    script:
+        "../scripts/up_budget.py"

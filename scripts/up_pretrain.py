@@ -15,6 +15,7 @@ df, model = pretrain(
     list(inp.shards), p.context, p.cfg["model"], p.cfg["train"], eval_sets=evals,
     eval_bytes=p.cfg["eval_bytes"], batch_size=p.cfg["batch_size"], data_seed=p.seed, device=p.device,
     checkpoint=p.checkpoint, run_info={"study": "up", "source": snakemake.wildcards.source},
+    snapshots={int(Path(f).stem.removeprefix("model_s")): f for f in snakemake.output.snapshots},
 )
 write_table(df, snakemake.output.metrics)
 save_model(model, snakemake.output.model, checkpoint=p.checkpoint)

@@ -26,4 +26,13 @@ report.zero_shot_figure(zero, markov, out.zero_png, out.zero_pdf)
 report.curves_figure(ft, snakemake.params.batch_size, offsets, out.curves_png, out.curves_pdf)
 report.efficiency_figure(ft, out.eff_png, out.eff_pdf)
 write_text(out.ood_md, report.ood_markdown(ft))
-write_table(to_frame(report.claims(zero, markov, ft)), out.claims)
+budget_runs = pd.concat([read_table(f) for f in inp.budget], ignore_index=True)
+cost = {}
+for src, (pre_s, sample_s) in offsets.items():
+    rows = sum(json.loads(Path(f).read_text())["rows"] for f in inp.costs if Path(f).parent.name == src)
+    cost[src] = {"pre_s_per_step": pre_s / snakemake.params.pretrain_steps, "batch_size": snakemake.params.pretrain_batch,
+                 "sample_s_per_row": sample_s / rows if rows else 0.0}
+bt = report.budget_table(budget_runs, cost)
+write_table(bt, out.budget)
+report.budget_figure(bt, out.budget_png, out.budget_pdf)
+write_table(to_frame(report.claims(zero, markov, ft) + report.budget_claims(bt)), out.claims)

@@ -356,6 +356,7 @@ def train(
     model_config: Mapping[str, Any] | None = None,
     keep_checkpoint: bool = True,
     init_optimizer_state: Mapping[str, Any] | None = None,
+    on_update: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` for ``cfg.steps`` updates and return its tidy metric rows.
 
@@ -379,6 +380,9 @@ def train(
     run_info     constant columns added to every row (study, seed, size, ...); part of the
                  fingerprint, so a checkpoint of another run is refused.
     model_config the model's hyper-parameters, part of the fingerprint.
+    on_update    ``on_update(step, model, optimizer)`` after every update (``step`` counts updates done),
+                 before that step's evaluation and checkpoint, e.g. to save snapshots; not called again
+                 for updates a resumed run does not redo.
     init_optimizer_state  an AdamW ``state_dict`` to start from (e.g. a pre-training run's moments,
                  for fine-tuning); its groups must match ``param_groups``. Only the moments and step
                  counts are taken: learning rates, betas, eps and weight decay stay this run's. A
@@ -530,6 +534,8 @@ def train(
             optimizer.step()
             step += 1
             bar.update(1)
+            if on_update is not None:
+                on_update(step, model, optimizer)
 
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logged = {

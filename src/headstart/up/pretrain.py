@@ -60,8 +60,11 @@ class ShardBatches:
 def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, train_cfg: dict, *,
              eval_sets: dict[str, np.ndarray], eval_bytes: int, batch_size: int, data_seed: int = 0,
              device: str = "auto", checkpoint: str | os.PathLike | None = None,
-             run_info: dict | None = None) -> tuple[pd.DataFrame, UPModel]:
-    """Train a :class:`UPModel` on ``shards``; returns (tidy metric rows, trained model)."""
+             run_info: dict | None = None, snapshots: dict[int, str | os.PathLike] | None = None
+             ) -> tuple[pd.DataFrame, UPModel]:
+    """Train a :class:`UPModel` on ``shards``; returns (tidy metric rows, trained model).
+    ``snapshots``: update step → path; the model and AdamW state at that step are saved there
+    (:func:`save_model`'s format), e.g. the pre-training shares of a budget split."""
     cfg = UPConfig.from_dict({**model_cfg, "context": context - 1})   # 511 inputs per 512-byte row
     torch.manual_seed(int(train_cfg.get("seed", 0)))
     model = UPModel(cfg)
@@ -82,9 +85,18 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
         return evaluate_sets(m, evals, cfg.context)
 
     tc = TrainConfig.coerce(train_cfg)
+    snapshots = {int(k): v for k, v in (snapshots or {}).items()}
+    bad = [k for k in snapshots if not 0 < k <= tc.steps]
+    if bad:
+        raise ValueError(f"snapshot steps {bad} are outside 1..{tc.steps} (the pre-training steps)")
+
+    def on_update(step: int, m: UPModel, opt) -> None:
+        if step in snapshots:
+            _write_model(m, opt.state_dict(), snapshots[step])
+
     df = train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,
                device=device, param_groups=lambda m: m.param_groups(tc.lr),
-               run_info=run_info, model_config=cfg.to_dict())
+               run_info=run_info, model_config=cfg.to_dict(), on_update=on_update if snapshots else None)
     df.attrs["train_tokens"] = batches.instances(tc.steps) * (context - 1)
     return df, model
 
@@ -95,7 +107,11 @@ def save_model(model: UPModel, path: str | os.PathLike, checkpoint: str | os.Pat
     optimizer = None
     if checkpoint is not None and Path(checkpoint).exists():
         optimizer = torch.load(checkpoint, map_location="cpu", weights_only=True)["optimizer"]
-    state = {"config": model.cfg.to_dict(), "model": {k: v.cpu() for k, v in model.state_dict().items()},
+    _write_model(model, optimizer, path)
+
+
+def _write_model(model: UPModel, optimizer: dict | None, path: str | os.PathLike) -> None:
+    state = {"config": model.cfg.to_dict(), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "optimizer": optimizer}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

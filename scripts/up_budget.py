@@ -1,0 +1,21 @@
+"""One split of a fixed training budget between UP pre-training and fine-tuning (rules/up.smk)."""
+import numpy as np
+
+from headstart.io import setup_script_logging, write_table
+from headstart.train.checkpoint import finalize
+from headstart.up.finetune import finetune
+
+log = setup_script_logging(snakemake.log[0])
+wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
+pre, b = int(wc.pre), p.budget
+steps = (b["total_units"] - pre) * b["unit_steps"]
+df = finetune(
+    "up" if pre else "scratch", b["opt"] if pre else "reset", inp.pretrained,
+    np.memmap(inp.train[0], dtype=np.uint8, mode="r"), eval_sets={"wp": np.fromfile(inp.wp[0], dtype=np.uint8)},
+    eval_bytes=p.cfg["eval_bytes"], train_cfg={**p.cfg["train"], "steps": steps}, batch_size=p.cfg["batch_size"],
+    restart_gates=p.cfg["restart_gates"], device=p.device, checkpoint=p.checkpoint,
+    run_info={"study": "up", "source": wc.source, "pre_units": pre, "total_units": b["total_units"],
+              "unit_steps": b["unit_steps"]},
+)
+write_table(df, snakemake.output[0])
+finalize(p.checkpoint)
