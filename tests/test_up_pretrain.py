@@ -58,6 +58,11 @@ def test_pretrain_learns_evaluates_and_guards_its_checkpoint(shards, tmp_path):
     run(shards, train={"steps": 20}, checkpoint=ck)                   # a shorter run = an interrupted one
     with pytest.raises(Exception, match="different configuration"):
         run(shards, checkpoint=ck)                                    # steps differ: refused, not mixed
+    snap = tmp_path / "s10.pt"
+    run(shards, train={"steps": 12}, snapshots={10: snap})
+    assert torch.load(snap, weights_only=True)["optimizer"]["state"]          # weights + moments at step 10
+    with pytest.raises(ValueError, match="snapshot steps"):
+        run(shards, train={"steps": 12}, snapshots={20: snap})
     save_model(model, tmp_path / "m.pt")
     state = torch.load(tmp_path / "m.pt", weights_only=True)
     assert state["config"]["width"] == 32 and "head.weight" in state["model"]

@@ -35,3 +35,17 @@ def test_final_bits_and_claims():
     assert reload.verdict == "supported" and reset.verdict == "inconclusive"
     md = report.ood_markdown(ft)
     assert "2.000 [1.950, 2.050]" in md
+
+
+def test_budget_table_times_and_claim():
+    runs = []
+    for pre, final in ((0, 3.0), (2, 2.5), (4, 2.9)):
+        runs.append(metrics({40 - 10 * pre: {**bits(final), "time_s": 5.0}}, source="lstm", pre_units=pre,
+                            total_units=6, unit_steps=10))
+    cost = {"lstm": {"pre_s_per_step": 0.5, "batch_size": 4, "sample_s_per_row": 0.25}}
+    bt = report.budget_table(pd.concat(runs, ignore_index=True), cost)
+    assert bt["pre_units"].tolist() == [0, 2, 4]
+    row = bt.set_index("pre_units").loc[2]
+    assert row["time_s"] == 5.0 + 20 * 0.5 and row["time_with_sampling_s"] == 5.0 + 10 + 20 * 4 * 0.25
+    (claim,) = report.budget_claims(bt)
+    assert claim.verdict == "supported" and claim.value == -0.5 and "2/6" in claim.statistic
