@@ -89,8 +89,11 @@ def up_samples(source=None):
 def up_finetunes():
     """Every fine-tuning run (config up.finetune): source × arm × train fraction."""
     f = config["up"]["finetune"]
-    return [f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.parquet"
+    runs = [f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.parquet"
             for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
+    for pair in config["up"].get("ablations", {}).values():   # ablation sources: the UP arm on all data
+        runs += [f"results/up/finetune/{src}/up.reload.f1.parquet" for src in pair]
+    return sorted(set(runs))
 
 
 def up_budget_snapshots(source=None):

@@ -148,6 +148,7 @@ rule up_report:
         batch_size=config["up"]["finetune"]["batch_size"],
         pretrain_steps=config["up"]["pretrain"]["train"].get("steps", 1000),
         pretrain_batch=config["up"]["pretrain"]["batch_size"],
+        ablations=config["up"]["ablations"],
     conda:
         "../envs/headstart.yaml"
     log:

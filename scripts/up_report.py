@@ -35,4 +35,6 @@ for src, (pre_s, sample_s) in offsets.items():
 bt = report.budget_table(budget_runs, cost)
 write_table(bt, out.budget)
 report.budget_figure(bt, out.budget_png, out.budget_pdf)
-write_table(to_frame(report.claims(zero, markov, ft) + report.budget_claims(bt)), out.claims)
+claims = report.claims(zero, markov, ft) + report.budget_claims(bt)
+claims += report.ablation_claims(zero, ft, snakemake.params.ablations)
+write_table(to_frame(claims), out.claims)

@@ -1,5 +1,6 @@
 """UP report (headstart.up.report): final bits per set, the fine-tuning table and the claim verdicts."""
 import pandas as pd
+import pytest
 
 from headstart.up import report
 
@@ -49,3 +50,15 @@ def test_budget_table_times_and_claim():
     assert row["time_s"] == 5.0 + 20 * 0.5 and row["time_with_sampling_s"] == 5.0 + 10 + 20 * 4 * 0.25
     (claim,) = report.budget_claims(bt)
     assert claim.verdict == "supported" and claim.value == -0.5 and "2/6" in claim.statistic
+
+
+def test_ablation_claims():
+    zero = pd.concat([report.final_bits(metrics({5: bits(b)})).assign(source=src)
+                      for src, b in (("fixed", 6.0), ("sampled", 5.0))], ignore_index=True)
+    ft = report.finetune_table(pd.concat([
+        metrics({0: {**bits(b + 1), "time_s": 0.0}, 10: {**bits(b), "time_s": 1.0}},
+                source=src, init="up", opt="reload", frac=1.0) for src, b in (("fixed", 3.0), ("sampled", 3.01))],
+        ignore_index=True))
+    zs, tuned = report.ablation_claims(zero, ft, {"temperature": ["fixed", "sampled"]})
+    assert zs.verdict == "supported" and zs.value == -1.0
+    assert tuned.verdict == "inconclusive" and tuned.value == pytest.approx(0.01)

@@ -18,7 +18,7 @@ from headstart.io import markdown_table
 from headstart.up.evaluate import chance_bits
 
 __all__ = ["final_bits", "finetune_table", "zero_shot_figure", "curves_figure", "efficiency_figure",
-           "ood_markdown", "budget_table", "budget_figure", "budget_claims", "claims"]
+           "ood_markdown", "budget_table", "budget_figure", "budget_claims", "ablation_claims", "claims"]
 
 STUDY = "up"
 CHANCE = chance_bits()
@@ -82,9 +82,10 @@ def curves_figure(ft: pd.DataFrame, batch_size: int, offsets: dict[str, tuple[fl
     wp = ft[(ft["set"] == "wp") & (ft["frac"] == ft["frac"].max())]
     fig, axes = plotting.figure(ncols=2, width=4.5, height=3.2)
     a, b = axes[0]
+    many = wp["source"].nunique() > 1
     for (src, init, opt), g in wp.groupby(["source", "init", "opt"]):
         g = g.sort_values("step")
-        label = _arm({"init": init, "opt": opt})
+        label = (f"{src}: " if many else "") + _arm({"init": init, "opt": opt})
         line, = a.plot(g["step"] * batch_size, g["bits"], marker=".", label=label)
         if init == "up":
             pre, samp = offsets.get(src, (0.0, 0.0))
@@ -111,10 +112,12 @@ def efficiency_figure(ft: pd.DataFrame, png: str, pdf: str) -> None:
     fin = _final(ft[ft["set"] == "wp"])
     fig, axes = plotting.figure(width=4.5, height=3.2)
     ax = axes[0, 0]
+    fin = fin[fin.groupby(["source", "init", "opt"])["frac"].transform("nunique") > 1]   # curves only
+    many = fin["source"].nunique() > 1
     for (src, init, opt), g in fin.groupby(["source", "init", "opt"]):
         g = g.sort_values("frac")
         ax.errorbar(g["frac"], g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], marker="o",
-                    label=_arm({"init": init, "opt": opt}))
+                    label=(f"{src}: " if many else "") + _arm({"init": init, "opt": opt}))
     ax.set_xscale("log")
     ax.set_xlabel("fraction of enwik8 train")
     ax.set_ylabel("final enwik8 val bits per byte")
@@ -219,5 +222,30 @@ def budget_claims(bt: pd.DataFrame) -> list[Claim]:
                          f"best split ({int(r['pre_units'])}/{int(r['total_units'])}) − scratch final bits per byte",
                          d, d - half, d + half, 1, v, "combined 95% CI < 0 (one run per split; the best split is chosen "
                          "after the fact)"))
+    return out
+
+
+def _less(name: str, statistic: str, a: pd.Series, b: pd.Series) -> Claim:
+    """Claim ``name``: a's bits below b's (combined 95% CI of the difference < 0)."""
+    d = float(a["bits"] - b["bits"])
+    half = math.hypot(a["hi"] - a["lo"], b["hi"] - b["lo"]) / 2
+    v = "supported" if d + half < 0 else ("not supported" if d - half >= 0 else "inconclusive")
+    return Claim(STUDY, name, statistic, d, d - half, d + half, 1, v, "combined 95% CI < 0 (one run per source)")
+
+
+def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, list[str]]) -> list[Claim]:
+    """Per ablation (baseline source, variant source): the variant's zero-shot and fine-tuned enwik8
+    bits (UP init, optimizer reloaded, all data) below the baseline's."""
+    out = []
+    zwp = zero[zero["set"] == "wp"].set_index("source")
+    fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == 1.0)])
+    fin = fin.set_index("source")
+    for name, (base, variant) in sorted(ablations.items()):
+        if base in zwp.index and variant in zwp.index:
+            out.append(_less(f"{name} ablation: UP from {variant} beats UP from {base} zero-shot on enwik8",
+                             f"{variant} − {base} zero-shot bits per byte", zwp.loc[variant], zwp.loc[base]))
+        if base in fin.index and variant in fin.index:
+            out.append(_less(f"{name} ablation: after fine-tuning, UP from {variant} beats UP from {base} on enwik8",
+                             f"{variant} − {base} final bits per byte", fin.loc[variant], fin.loc[base]))
     return out
 
