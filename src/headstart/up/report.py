@@ -71,7 +71,8 @@ def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: st
     ax.axhline(CHANCE, color="grey", ls="--", label="chance (8 bits)")
     ax.set_xticks(x, sets, rotation=30)
     ax.set_ylabel("bits per byte")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
     plotting.save(fig, png, pdf)
 
 
