@@ -59,6 +59,7 @@ rule up_pretrain:
         cfg=config["up"]["pretrain"],
         seed=config["up"]["seed"],
         device=config["device"],
+        eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output.model),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
@@ -105,6 +106,7 @@ rule up_finetune:
     params:
         cfg=config["up"]["finetune"],
         device=config["device"],
+        eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
@@ -169,6 +171,7 @@ rule up_budget:
         cfg=config["up"]["finetune"],
         budget=config["up"]["budget"],
         device=config["device"],
+        eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",

@@ -14,7 +14,7 @@ evals["wp"] = np.fromfile(inp.wp[0], dtype=np.uint8)
 df, model = pretrain(
     list(inp.shards), p.context, p.cfg["model"], p.cfg["train"], eval_sets=evals,
     eval_bytes=p.cfg["eval_bytes"], batch_size=p.cfg["batch_size"], data_seed=p.seed, device=p.device,
-    checkpoint=p.checkpoint, run_info={"study": "up", "source": snakemake.wildcards.source},
+    checkpoint=p.checkpoint, eval_protocol=p.eval_protocol, run_info={"study": "up", "source": snakemake.wildcards.source},
     snapshots={int(Path(f).stem.removeprefix("model_s")): f for f in snakemake.output.snapshots},
 )
 write_table(df, snakemake.output.metrics)

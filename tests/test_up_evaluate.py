@@ -103,3 +103,17 @@ def test_bad_arguments():
         bits_random_targets(model, np.zeros(10, np.uint8), 16, n_samples=100)
     with pytest.raises(ValueError, match="min_history"):
         bits_all_positions(model, np.zeros(100, np.uint8), 16, min_history=20)
+
+
+def test_evaluate_sets_protocols():
+    from headstart.up.evaluate import evaluate_sets
+
+    data, p = iid(20_000, seed=4)
+    model = Unigram(p)
+    h = float(-(p * np.log2(p)).sum())
+    for protocol in ("all_positions", "random_targets", "random_targets_faithful"):
+        m = evaluate_sets(model, {"x": data}, 64, protocol=protocol, n_samples=4000)
+        assert set(m) == {"x_bits", "x_bits_lo", "x_bits_hi"}
+        assert m["x_bits_lo"] - 0.05 <= h <= m["x_bits_hi"] + 0.05, (protocol, m, h)
+    with pytest.raises(ValueError, match="evaluation protocol"):
+        evaluate_sets(model, {"x": data}, 64, protocol="exact")

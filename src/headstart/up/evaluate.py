@@ -32,6 +32,7 @@ from headstart.stats import t_ci
 __all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "evaluate_sets"]
 
 LOG2E = 1.0 / math.log(2.0)
+PROTOCOLS = ("all_positions", "random_targets", "random_targets_faithful")
 
 
 def chance_bits(vocab: int = 256) -> float:
@@ -137,12 +138,21 @@ def bits_random_targets(model, data, context: int, *, n_samples: int = 10_000, s
             "context": context, "min_history": 0}
 
 
-def evaluate_sets(model, sets: dict[str, np.ndarray], context: int) -> dict[str, float]:
-    """Metrics ``<set>_bits``, ``<set>_bits_lo``, ``<set>_bits_hi`` (95% CI) of
-    :func:`bits_all_positions` on every set: what the UP training rules log."""
+def evaluate_sets(model, sets: dict[str, np.ndarray], context: int, *, protocol: str = "all_positions",
+                  n_samples: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """Metrics ``<set>_bits``, ``<set>_bits_lo``, ``<set>_bits_hi`` (95% CI) on every set: what the UP
+    training rules log. ``protocol``: ``all_positions`` (corrected default), ``random_targets``
+    (``n_samples`` targets, bug fixed) or ``random_targets_faithful`` (with the original's
+    short-context bug and dropout left on, as the original evaluated)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation protocol must be one of {PROTOCOLS}, got {protocol!r}")
     out = {}
     for name, data in sets.items():
-        r = bits_all_positions(model, data, context)
+        if protocol == "all_positions":
+            r = bits_all_positions(model, data, context)
+        else:
+            faithful = protocol == "random_targets_faithful"
+            r = bits_random_targets(model, data, context, n_samples=min(n_samples, len(data) - 1), seed=seed,
+                                    pad_bug=faithful, dropout=faithful)
         out.update({f"{name}_bits": r["bits"], f"{name}_bits_lo": r["ci_low"], f"{name}_bits_hi": r["ci_high"]})
     return out
-

@@ -48,7 +48,7 @@ def load_pretrained(path: str | os.PathLike) -> dict:
 def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np.ndarray, *, frac: float = 1.0,
              eval_sets: dict[str, np.ndarray], eval_bytes: int, train_cfg: dict, batch_size: int,
              restart_gates: bool = False, device: str = "auto", checkpoint: str | os.PathLike | None = None,
-             run_info: dict | None = None) -> pd.DataFrame:
+             run_info: dict | None = None, eval_protocol: str = "all_positions") -> pd.DataFrame:
     """Fine-tune one arm; returns tidy metric rows (step, metric, value + run_info)."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -86,7 +86,7 @@ def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np
         return F.cross_entropy(m(batch["x"]).transpose(1, 2), batch["y"])
 
     def evaluate(m: UPModel) -> dict:
-        return evaluate_sets(m, evals, cfg.context)
+        return evaluate_sets(m, evals, cfg.context, protocol=eval_protocol)
 
     info = {"init": init, "opt": opt, "frac": frac, "restart_gates": restart_gates, **(run_info or {})}
     return train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,

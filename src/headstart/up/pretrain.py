@@ -60,8 +60,8 @@ class ShardBatches:
 def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, train_cfg: dict, *,
              eval_sets: dict[str, np.ndarray], eval_bytes: int, batch_size: int, data_seed: int = 0,
              device: str = "auto", checkpoint: str | os.PathLike | None = None,
-             run_info: dict | None = None, snapshots: dict[int, str | os.PathLike] | None = None
-             ) -> tuple[pd.DataFrame, UPModel]:
+             run_info: dict | None = None, snapshots: dict[int, str | os.PathLike] | None = None,
+             eval_protocol: str = "all_positions") -> tuple[pd.DataFrame, UPModel]:
     """Train a :class:`UPModel` on ``shards``; returns (tidy metric rows, trained model).
     ``snapshots``: update step → path; the model and AdamW state at that step are saved there
     (:func:`save_model`'s format), e.g. the pre-training shares of a budget split."""
@@ -82,7 +82,7 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
         return F.cross_entropy(logits.transpose(1, 2), rows[:, 1:])
 
     def evaluate(m: UPModel) -> dict:
-        return evaluate_sets(m, evals, cfg.context)
+        return evaluate_sets(m, evals, cfg.context, protocol=eval_protocol)
 
     tc = TrainConfig.coerce(train_cfg)
     snapshots = {int(k): v for k, v in (snapshots or {}).items()}
