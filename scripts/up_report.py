@@ -14,24 +14,20 @@ zero = pd.concat([report.final_bits(read_table(f)).assign(source=Path(f).parent.
                  ignore_index=True)
 markov = read_table(inp.markov)
 ft = report.finetune_table(pd.concat([read_table(f) for f in inp.finetune], ignore_index=True))
-sampling = {}
-for f in inp.costs:
-    rec = json.loads(Path(f).read_text())
-    sampling[rec["source"]] = sampling.get(rec["source"], 0.0) + rec["wall_s"]
-offsets = {Path(f).stem.removeprefix("pretrain_"): (float(pd.read_csv(f, sep="\t")["s"].iloc[0]),
-                                                    sampling.get(Path(f).stem.removeprefix("pretrain_"), 0.0))
-           for f in inp.pretrain_bench}
+shards = pd.DataFrame([json.loads(Path(f).read_text()) for f in inp.costs]).groupby("source")[["wall_s", "rows"]].sum()
+pretrain_s = {Path(f).stem.removeprefix("pretrain_"): float(pd.read_csv(f, sep="\t")["s"].iloc[0])
+              for f in inp.pretrain_bench}
+sampled = lambda src, col: float(shards[col].get(src, 0.0))
+offsets = {src: (pre_s, sampled(src, "wall_s")) for src, pre_s in pretrain_s.items()}
 write_table(ft, out.finetune)
 report.zero_shot_figure(zero, markov, out.zero_png, out.zero_pdf)
 report.curves_figure(ft, snakemake.params.batch_size, offsets, out.curves_png, out.curves_pdf)
 report.efficiency_figure(ft, out.eff_png, out.eff_pdf)
 write_text(out.ood_md, report.ood_markdown(ft))
 budget_runs = pd.concat([read_table(f) for f in inp.budget], ignore_index=True)
-cost = {}
-for src, (pre_s, sample_s) in offsets.items():
-    rows = sum(json.loads(Path(f).read_text())["rows"] for f in inp.costs if Path(f).parent.name == src)
-    cost[src] = {"pre_s_per_step": pre_s / snakemake.params.pretrain_steps, "batch_size": snakemake.params.pretrain_batch,
-                 "sample_s_per_row": sample_s / rows if rows else 0.0}
+cost = {src: {"pre_s_per_step": pre_s / snakemake.params.pretrain_steps, "batch_size": snakemake.params.pretrain_batch,
+              "sample_s_per_row": sampled(src, "wall_s") / sampled(src, "rows") if sampled(src, "rows") else 0.0}
+        for src, pre_s in pretrain_s.items()}
 bt = report.budget_table(budget_runs, cost)
 write_table(bt, out.budget)
 report.budget_figure(bt, out.budget_png, out.budget_pdf)

@@ -39,34 +39,32 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from headstart.models.transformer import ConfigMixin
 from headstart.sampling import sample_logits
 from headstart.train.device import set_tf32
-from headstart.up.base import VOCAB, BufferedSource
+from headstart.up.base import VOCAB, BufferedSource, SourceConfig
 
 __all__ = ["LSTMConfig", "LSTMSource", "LSTMGen", "BatchedLSTM"]
 
 
 
 @dataclass(frozen=True)
-class LSTMConfig(ConfigMixin):
+class LSTMConfig(SourceConfig):
     emb: int = 128
     hidden: int = 128
     n_layers: int = 4
-    context: int = 512
     seed_len: int = 8
     emb_mult: float = 1e-8
     mult: tuple[float, float] = (1.0, 3.5)
     mult_per_layer: bool = False       # True: the original quirk, weights × m**n_layers (False: × m)
     temperature: float = 0.0           # 0 = greedy (the original)
-    rows_per_call: int = 104           # source batch (original: 2 × the target micro-batch 52)
-    buffer_mult: int = 20              # buffer rows = buffer_mult × rows_per_call
+    buffer_mult: int = 20              # buffer rows = buffer_mult × rows_per_call (the original: 20)
     reset: tuple[int, int] = (50, 50)  # constant, random rows reset per call
     iterate: bool = True               # False: the no-iteration ablation
     impl: str = "batched"              # batched | faithful
     n_models: int = 8                  # LSTMs per call (batched)
 
     def __post_init__(self):
+        super().__post_init__()
         for key in ("mult", "reset"):   # lists from YAML
             object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.impl not in ("batched", "faithful"):
@@ -85,10 +83,6 @@ class LSTMConfig(ConfigMixin):
             raise ValueError(f"reset {self.reset} resets more rows than the buffer has ({self.buffer_rows})")
         if not self.iterate and self.rows_per_call > self.buffer_rows:
             raise ValueError("rows_per_call larger than the buffer")
-
-    @property
-    def buffer_rows(self) -> int:
-        return self.buffer_mult * self.rows_per_call
 
     @property
     def power(self) -> int:

@@ -63,7 +63,7 @@ def sample_shard(source: str, cfg: dict, *, seed: int, shard: int, n_rows: int, 
     cfg = dict(cfg)
     kind = cfg.pop("kind", source)
     src = make_source(kind, cfg, seed=shard_seed(seed, source, shard), device=device)
-    per_call = max(1, int(round(draw * getattr(src.cfg, "rows_per_call", 1) or 1)))
+    per_call = max(1, int(round(draw * src.cfg.rows_per_call)))
     context = src.cfg.context
     fp_data = {"source": source, "cfg": src.cfg.to_dict(), "seed": seed, "shard": shard, "n_rows": n_rows,
                "draw": draw, "device": src.device.type}

@@ -64,10 +64,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from headstart.models.transformer import ConfigMixin, Transformer, TransformerConfig, get_activation
-from headstart.train.device import pick_device, set_tf32
+from headstart.models.transformer import Transformer, TransformerConfig, get_activation
+from headstart.train.device import set_tf32
 from headstart.sampling import sample_logits
-from headstart.up.base import VOCAB, BufferedSource as _Source
+from headstart.up.base import VOCAB, BufferedSource as _Source, SourceConfig, _check, _positive_int
 from headstart.up.lstm import LSTMConfig, LSTMSource
 
 __all__ = [
@@ -77,36 +77,6 @@ __all__ = [
 ]
 
 IDMASK_MODES = ("faithful", "bernoulli", None)
-
-
-def _check(ok: bool, cls: type, key: str, expected: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{cls.__name__}.{key} must be {expected}, got {value!r}")
-
-
-def _positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-# ----------------------------------------------------------------------------- configs
-
-@dataclass(frozen=True)
-class SourceConfig(ConfigMixin):
-    """Fields every source shares: row length, rows per call and buffer size (× rows per call)."""
-    context: int = 512
-    rows_per_call: int = 104           # source batch (original: 2 × the target micro-batch 52)
-    buffer_mult: int = 0               # buffer rows = buffer_mult × rows_per_call; 0 = no buffer
-
-    def __post_init__(self):
-        cls = type(self)
-        for key in ("context", "rows_per_call"):
-            _check(_positive_int(getattr(self, key)), cls, key, "a positive integer", getattr(self, key))
-        _check(isinstance(self.buffer_mult, int) and self.buffer_mult >= 0, cls, "buffer_mult",
-               "an integer >= 0", self.buffer_mult)
-
-    @property
-    def buffer_rows(self) -> int:
-        return self.buffer_mult * self.rows_per_call
 
 
 @dataclass(frozen=True)
