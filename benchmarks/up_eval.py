@@ -86,8 +86,11 @@ def main(argv=None) -> int:
     overlap = a["ci_low"] <= r["ci_high"] and r["ci_low"] <= a["ci_high"]
     print(f"CIs overlap: {'yes' if overlap else 'NO'}")
     need = {k: v["forward_passes"] * (v["ci_high"] - v["ci_low"]) ** 2 for k, v in res.items()}
-    print(f"forward passes for equal CI width, random targets / all positions: "
-          f"{need['random_targets'] / need['all_positions']:.1f}x")
+    ratio = need["random_targets"] / need["all_positions"]
+    per_pass = a["n_scored"] / a["forward_passes"]
+    print(f"bytes scored per all-positions pass: {per_pass:.0f}; worth {ratio:.1f} independent bytes "
+          f"(design effect of a window {per_pass / ratio:.1f}: neighbouring bytes share their difficulty)")
+    print(f"forward passes for equal CI width, random targets / all positions: {ratio:.1f}x")
     return 0
 
 

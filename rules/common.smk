@@ -77,6 +77,21 @@ def up_source_config(name):
     return {**sources[name], "context": config["up"]["context"]}
 
 
+def up_evalset_files():
+    """Text files scored as extra out-of-distribution sets (config up.evalsets.files: name → path)."""
+    files = config["up"]["evalsets"].get("files") or {}
+    clash = sorted(set(files) & (set(config["up"]["evalsets"]["names"]) | {"wp"}))
+    if clash:
+        raise ValueError(f"config up.evalsets.files: names {clash} are taken by the synthetic sets or enwik8 (wp)")
+    return files
+
+
+def up_evalsets():
+    """Every scored UP evaluation set: the synthetic ones and the configured text files."""
+    names = list(config["up"]["evalsets"]["names"]) + sorted(up_evalset_files())
+    return [f"results/up/evalsets/{name}.u8" for name in names]
+
+
 def up_samples(source=None):
     """Every sampled shard (config up.sample), or those of one source."""
     s = config["up"]["sample"]
@@ -87,13 +102,13 @@ def up_samples(source=None):
 
 
 def up_finetunes():
-    """Every fine-tuning run (config up.finetune): source × arm × train fraction."""
+    """Every fine-tuning run (config up.finetune): source × arm × train fraction × seed."""
     f = config["up"]["finetune"]
-    runs = [f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.parquet"
-            for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
+    runs = [(src, init, opt, frac) for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
     for pair in config["up"].get("ablations", {}).values():   # ablation sources: the UP arm on all data
-        runs += [f"results/up/finetune/{src}/up.reload.f1.parquet" for src in pair]
-    return sorted(set(runs))
+        runs += [(src, "up", "reload", 1) for src in pair]
+    return sorted({f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.s{seed}.parquet"
+                   for src, init, opt, frac in runs for seed in f["seeds"]})
 
 
 def up_budget_snapshots(source=None):

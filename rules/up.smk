@@ -45,10 +45,28 @@ rule up_evalset:
         "../scripts/up_evalset.py"
 
 
+rule up_evalfile:
+    input:
+        lambda wc: up_evalset_files()[wc.name],
+    output:
+        scored="results/up/evalsets/{name}.u8",
+        heldout="results/up/evalsets/{name}.heldout.u8",
+    params:
+        min_bytes=2 * (config["up"]["context"] + 1),
+    wildcard_constraints:
+        name="|".join(up_evalset_files()) or "none",
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/evalfile/{name}.log",
+    script:
+        "../scripts/up_evalfile.py"
+
+
 rule up_pretrain:
     input:
         shards=lambda wc: up_samples(wc.source),
-        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+        evalsets=up_evalsets(),
         wp=data_files("enwik8", "val.u8"),
     output:
         metrics="results/up/pretrain/{source}/metrics.parquet",
@@ -77,7 +95,8 @@ rule up_pretrain:
 
 rule up_markov:
     input:
-        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+        evalsets=up_evalsets(),
+        heldout=[f"results/up/evalsets/{name}.heldout.u8" for name in sorted(up_evalset_files())],
         wp=data_files("enwik8", "train.u8", "val.u8", "test.u8"),
     output:
         table="results/up/markov.csv",
@@ -100,9 +119,9 @@ rule up_finetune:
         pretrained="results/up/pretrain/{source}/model.pt",
         train=data_files("enwik8", "train.u8"),
         wp=data_files("enwik8", "val.u8"),
-        evalsets=expand("results/up/evalsets/{name}.u8", name=config["up"]["evalsets"]["names"]),
+        evalsets=up_evalsets(),
     output:
-        "results/up/finetune/{source}/{init}.{opt}.f{frac}.parquet",
+        "results/up/finetune/{source}/{init}.{opt}.f{frac}.s{seed}.parquet",
     params:
         cfg=config["up"]["finetune"],
         device=config["device"],
@@ -113,14 +132,15 @@ rule up_finetune:
         init="up|scratch",
         opt="reload|reset",
         frac=r"[0-9.]+",
+        seed=r"\d+",
     resources:
         gpu=1,
     conda:
         "../envs/headstart.yaml"
     log:
-        "logs/up/finetune/{source}/{init}.{opt}.f{frac}.log",
+        "logs/up/finetune/{source}/{init}.{opt}.f{frac}.s{seed}.log",
     benchmark:
-        "results/up/benchmarks/finetune_{source}_{init}.{opt}.f{frac}.tsv"
+        "results/up/benchmarks/finetune_{source}_{init}.{opt}.f{frac}.s{seed}.tsv"
     script:
         "../scripts/up_finetune.py"
 

@@ -14,7 +14,7 @@ df = finetune(
     np.memmap(inp.train[0], dtype=np.uint8, mode="r"), eval_sets={"wp": np.fromfile(inp.wp[0], dtype=np.uint8)},
     eval_bytes=p.cfg["eval_bytes"], train_cfg={**p.cfg["train"], "steps": steps}, batch_size=p.cfg["batch_size"],
     restart_gates=p.cfg["restart_gates"], device=p.device, checkpoint=p.checkpoint, eval_protocol=p.eval_protocol,
-    run_info={"study": "up", "source": wc.source, "pre_units": pre, "total_units": b["total_units"],
+    peak_lr=p.cfg["peak_lr"], run_info={"study": "up", "source": wc.source, "pre_units": pre, "total_units": b["total_units"],
               "unit_steps": b["unit_steps"]},
 )
 write_table(df, snakemake.output[0])

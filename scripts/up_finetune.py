@@ -13,9 +13,10 @@ evals = {Path(f).stem: np.fromfile(f, dtype=np.uint8) for f in inp.evalsets}
 evals["wp"] = np.fromfile(inp.wp[0], dtype=np.uint8)
 df = finetune(
     wc.init, wc.opt, inp.pretrained, np.memmap(inp.train[0], dtype=np.uint8, mode="r"), frac=float(wc.frac),
-    eval_sets=evals, eval_bytes=p.cfg["eval_bytes"], train_cfg=p.cfg["train"], batch_size=p.cfg["batch_size"],
+    eval_sets=evals, eval_bytes=p.cfg["eval_bytes"], train_cfg={**p.cfg["train"], "seed": int(wc.seed)},
+    batch_size=p.cfg["batch_size"],
     restart_gates=p.cfg["restart_gates"], device=p.device, checkpoint=p.checkpoint, eval_protocol=p.eval_protocol,
-    run_info={"study": "up", "source": wc.source},
+    peak_lr=p.cfg["peak_lr"], run_info={"study": "up", "source": wc.source, "seed": int(wc.seed)},
 )
 write_table(df, snakemake.output[0])
 finalize(p.checkpoint)

@@ -18,5 +18,5 @@ df, model = pretrain(
     snapshots={int(Path(f).stem.removeprefix("model_s")): f for f in snakemake.output.snapshots},
 )
 write_table(df, snakemake.output.metrics)
-save_model(model, snakemake.output.model, checkpoint=p.checkpoint)
+save_model(model, snakemake.output.model, checkpoint=p.checkpoint, lr=df.attrs["peak_lr"])
 finalize(p.checkpoint)

@@ -20,10 +20,11 @@ pretrain_s = {Path(f).stem.removeprefix("pretrain_"): float(pd.read_csv(f, sep="
 sampled = lambda src, col: float(shards[col].get(src, 0.0))
 offsets = {src: (pre_s, sampled(src, "wall_s")) for src, pre_s in pretrain_s.items()}
 write_table(ft, out.finetune)
+mean = report.seed_means(ft)
 report.zero_shot_figure(zero, markov, out.zero_png, out.zero_pdf)
-report.curves_figure(ft, snakemake.params.batch_size, offsets, out.curves_png, out.curves_pdf)
-report.efficiency_figure(ft, out.eff_png, out.eff_pdf)
-write_text(out.ood_md, report.ood_markdown(ft))
+report.curves_figure(mean, snakemake.params.batch_size, offsets, out.curves_png, out.curves_pdf)
+report.efficiency_figure(mean, out.eff_png, out.eff_pdf)
+write_text(out.ood_md, report.ood_markdown(mean))
 budget_runs = pd.concat([read_table(f) for f in inp.budget], ignore_index=True)
 cost = {src: {"pre_s_per_step": pre_s / snakemake.params.pretrain_steps, "batch_size": snakemake.params.pretrain_batch,
               "sample_s_per_row": sampled(src, "wall_s") / sampled(src, "rows") if sampled(src, "rows") else 0.0}

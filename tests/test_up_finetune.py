@@ -24,7 +24,7 @@ def pretrained(tmp_path_factory):
                  draw=1.0, out=d / "s.u8", cost=d / "s.json", device="cpu")
     _, model = pretrain([d / "s.u8"], CTX, MODEL, TRAIN, eval_sets={}, eval_bytes=1000, batch_size=16,
                         device="cpu", checkpoint=d / "ck.pt")
-    save_model(model, d / "model.pt", checkpoint=d / "ck.pt")
+    save_model(model, d / "model.pt", checkpoint=d / "ck.pt", lr=TRAIN["lr"])
     return d / "model.pt"
 
 
@@ -68,3 +68,16 @@ def test_train_fraction_and_bad_arguments(pretrained):
         run(pretrained, "up", "reset", frac=1e-6)
     with pytest.raises(ValueError, match="init must be"):
         run(pretrained, "warm", "reset")
+
+
+def test_peak_lr_from_checkpoint_is_the_original_quirk(pretrained):
+    """The original reloaded the optimizer's peak LR with its moments: the UP/reload arm re-warms to the
+    pre-training LR (1e-3 here) whatever this run asks for; 'run' and the other arms use this run's LR."""
+    assert load_pretrained(pretrained)["lr"] == TRAIN["lr"]
+    peak = lambda df: df[df.metric == "lr"]["value"].max()
+    asked = {"train": {"lr": 5e-3}}
+    assert peak(run(pretrained, "up", "reload", peak_lr="checkpoint", **asked)) == pytest.approx(1e-3)
+    assert peak(run(pretrained, "up", "reload", peak_lr="run", **asked)) == pytest.approx(5e-3)
+    assert peak(run(pretrained, "up", "reset", peak_lr="checkpoint", **asked)) == pytest.approx(5e-3)
+    with pytest.raises(ValueError, match="peak_lr must be"):
+        run(pretrained, "up", "reload", peak_lr="max")

@@ -62,3 +62,26 @@ def test_ablation_claims():
     zs, tuned = report.ablation_claims(zero, ft, {"temperature": ["fixed", "sampled"]})
     assert zs.verdict == "supported" and zs.value == -1.0
     assert tuned.verdict == "inconclusive" and tuned.value == pytest.approx(0.01)
+
+
+def test_seeds_pair_arms_and_widen_cis():
+    """Three seeds per arm: UP − scratch is paired by seed (its t interval sees the seed-to-seed spread
+    of the *differences*, not of the arms), and seed means carry the t interval over seeds."""
+    runs = []
+    for seed, shift in ((0, 0.0), (1, 0.3), (2, -0.3)):       # seeds differ a lot, the difference does not
+        for init, opt, final in (("up", "reload", 2.0), ("scratch", "reset", 2.1)):
+            runs.append(metrics({10: {**bits(final + shift + 0.001 * seed * (init == "up"), half=0.001),
+                                      "time_s": 1.0}}, source="lstm", init=init, opt=opt, frac=1.0, seed=seed))
+    ft = report.finetune_table(pd.concat(runs, ignore_index=True))
+    assert sorted(ft["seed"].unique()) == [0, 1, 2]
+    (claim,) = report.claims(pd.DataFrame(columns=["source", "set", "bits", "lo", "hi"]),
+                             pd.DataFrame(columns=["set", "kind", "test_bits", "best"]), ft)
+    assert claim.n == 3 and claim.value == pytest.approx(-0.099)
+    assert claim.verdict == "supported" and claim.ci_high < 0 and "seeds" in claim.rule
+    # unpaired, the arms' spread (±0.3) would swamp the 0.1 difference
+    mean = report.seed_means(ft).set_index("init")
+    assert mean.loc["scratch", "n_seeds"] == 3 and mean.loc["scratch", "bits"] == pytest.approx(2.1)
+    half = mean.loc["scratch", "hi"] - mean.loc["scratch", "bits"]
+    assert half == pytest.approx(report.seed_half_width([2.1, 2.4, 1.8], 0.001))
+    assert half > 0.5                                           # t(2) · 0.3/√3 ≈ 0.75
+    assert report.seed_half_width([2.0], 0.05) == 0.05          # one seed: the evaluation CI alone

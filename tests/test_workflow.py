@@ -65,6 +65,23 @@ def test_bad_config_fails_before_any_job_and_names_the_key(override, words):
         assert w in text, f"error for {override!r} does not mention {w!r}:\n{text[-2000:]}"
 
 
+@pytest.mark.parametrize("files, words", [
+    ({"dyck": "notes.txt"}, ["up.evalsets.files", "dyck"]),          # a synthetic set's name
+    ({"tiny": "tiny.txt"}, ["up.evalsets.files.tiny", "tiny.txt", "bytes"]),   # too short to score
+])
+def test_bad_evaluation_file_names_the_key(workdir, files, words):
+    (workdir / "tiny.txt").write_text("too short")
+    (workdir / "extra.yaml").write_text(f"up:\n  evalsets:\n    files: {files}\n")
+    target = f"results/up/evalsets/{next(iter(files))}.u8"
+    proc = snakemake("--profile", "profiles/smoke", "--cores", "1", target,
+                     "--configfile", "profiles/smoke/params.yaml", "extra.yaml", cwd=workdir, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for w in words:
+        assert w in text, f"error for {files} does not mention {w!r}:\n{text[-2000:]}"
+    assert not list(workdir.glob("results/up/evalsets/tiny*"))                # no partial output
+
+
 def _children(pid: int) -> list[int]:
     """All descendants of a process (Linux /proc)."""
     out, todo = [], [pid]

@@ -6,6 +6,11 @@ same schedule. ``opt='reload'`` starts AdamW from the pre-training run's moments
 behaviour: its learning rate is re-warmed from 0 by this run's warmup), ``opt='reset'`` from fresh
 moments. ``frac`` keeps only the first ``frac`` of the training bytes (data efficiency).
 
+Peak learning rate: ``peak_lr='run'`` (corrected: every arm uses this run's ``train_cfg['lr']``, the
+same schedule) or ``'checkpoint'`` (the original: reloading the optimizer state also reloaded its
+peak LR, so the UP arm with ``opt='reload'`` re-warms to the pre-training run's LR whatever LR the
+fine-tuning run was given; other arms keep this run's LR).
+
 Progressive depth: a pre-trained model keeps its enabled blocks (corrected); the original
 restarted the gates disabled, so a loaded model trained its first ``unfreeze_time`` instances with
 only the first blocks: ``restart_gates=True`` reproduces that. A scratch model grows as in
@@ -34,6 +39,7 @@ __all__ = ["INITS", "OPT_MODES", "load_pretrained", "finetune"]
 
 INITS = ("up", "scratch")
 OPT_MODES = ("reload", "reset")
+PEAK_LR = ("run", "checkpoint")
 
 
 def load_pretrained(path: str | os.PathLike) -> dict:
@@ -48,28 +54,35 @@ def load_pretrained(path: str | os.PathLike) -> dict:
 def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np.ndarray, *, frac: float = 1.0,
              eval_sets: dict[str, np.ndarray], eval_bytes: int, train_cfg: dict, batch_size: int,
              restart_gates: bool = False, device: str = "auto", checkpoint: str | os.PathLike | None = None,
-             run_info: dict | None = None, eval_protocol: str = "all_positions") -> pd.DataFrame:
+             run_info: dict | None = None, eval_protocol: str = "all_positions", peak_lr: str = "run") -> pd.DataFrame:
     """Fine-tune one arm; returns tidy metric rows (step, metric, value + run_info)."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if opt not in OPT_MODES:
         raise ValueError(f"opt must be one of {OPT_MODES}, got {opt!r}")
+    if peak_lr not in PEAK_LR:
+        raise ValueError(f"peak_lr must be one of {PEAK_LR}, got {peak_lr!r}")
     if not 0 < frac <= 1:
         raise ValueError(f"frac must be in (0, 1], got {frac}")
     state = load_pretrained(pretrained)
     cfg = UPConfig.from_dict(state["config"])
+    if init == "scratch" and opt == "reload":
+        raise ValueError("a scratch model has no optimizer state to reload; use opt 'reset'")
+    init_opt = None
+    if opt == "reload":
+        if state.get("optimizer") is None:
+            raise ValueError(f"{pretrained} holds no optimizer state to reload")
+        init_opt = state["optimizer"]
+        if peak_lr == "checkpoint":
+            if state.get("lr") is None:
+                raise ValueError(f"{pretrained} records no peak learning rate; peak_lr 'checkpoint' needs a "
+                                 "model.pt written by up_pretrain with its lr")
+            train_cfg = {**train_cfg, "lr": float(state["lr"])}
     tc = TrainConfig.coerce(train_cfg)
     torch.manual_seed(tc.seed)
     model = UPModel(cfg)
-    init_opt = None
     if init == "up":
         model.load_state_dict(state["model"])
-        if opt == "reload":
-            if state.get("optimizer") is None:
-                raise ValueError(f"{pretrained} holds no optimizer state to reload")
-            init_opt = state["optimizer"]
-    elif opt == "reload":
-        raise ValueError("a scratch model has no optimizer state to reload; use opt 'reset'")
     data = np.asarray(train_bytes[: int(len(train_bytes) * frac)], dtype=np.uint8)
     if len(data) <= cfg.context + 1:
         raise ValueError(f"frac={frac} leaves {len(data)} training bytes, too few for context {cfg.context}")
@@ -88,7 +101,8 @@ def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np
     def evaluate(m: UPModel) -> dict:
         return evaluate_sets(m, evals, cfg.context, protocol=eval_protocol)
 
-    info = {"init": init, "opt": opt, "frac": frac, "restart_gates": restart_gates, **(run_info or {})}
+    info = {"init": init, "opt": opt, "frac": frac, "restart_gates": restart_gates, "peak_lr": peak_lr,
+            **(run_info or {})}
     return train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,
                  device=device, param_groups=lambda m: m.param_groups(tc.lr), run_info=info,
                  model_config=cfg.to_dict(), init_optimizer_state=init_opt)

@@ -250,8 +250,8 @@ def select_and_score(train, val, test, orders: Iterable[int] = range(6),
 def _window_starts(n: int, context: int, windows: int | None, stride: int | None,
                    seed: int) -> np.ndarray:
     """Window starts on the grid ``0, stride, 2 stride, ...`` (default stride = context, i.e.
-    non-overlapping windows) that fit in ``n`` bytes; all of them, or ``windows`` of them drawn
-    without replacement by ``default_rng(seed)`` (sorted)."""
+    non-overlapping windows) that fit in ``n`` bytes; all of them, or at most ``windows`` of them
+    drawn without replacement by ``default_rng(seed)`` (sorted; all when fewer fit)."""
     if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 2:
         raise ValueError(f"context must be an integer ≥ 2, got {context!r}")
     if n < context:
@@ -264,9 +264,8 @@ def _window_starts(n: int, context: int, windows: int | None, stride: int | None
         return grid
     if isinstance(windows, bool) or not isinstance(windows, (int, np.integer)) or windows < 1:
         raise ValueError(f"windows must be a positive integer or None, got {windows!r}")
-    if windows > grid.size:
-        raise ValueError(f"asked for {windows} windows but only {grid.size} windows of "
-                         f"{context} bytes at stride {stride} fit in {n} bytes")
+    if windows >= grid.size:
+        return grid
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(grid, size=int(windows), replace=False))
 
@@ -309,7 +308,7 @@ def in_context(data, order: int, context: int = CONTEXT, lam: float = 0.1,
     with the counts of the window's earlier bytes, then counted. Bits are averaged over all
     scored positions of all windows. Windows start on the grid ``0, stride, ...`` (default
     ``stride = context``: non-overlapping); ``windows=None`` takes all of them, an integer draws
-    that many without replacement with ``numpy.random.default_rng(seed)``.
+    at most that many without replacement with ``numpy.random.default_rng(seed)``.
 
     Corrected against the original: windows come from ``data`` itself (the original's test loop
     sliced them from the training split), and the divisor is the number of scored positions

@@ -92,26 +92,29 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
 
     def on_update(step: int, m: UPModel, opt) -> None:
         if step in snapshots:
-            _write_model(m, opt.state_dict(), snapshots[step])
+            _write_model(m, opt.state_dict(), snapshots[step], tc.lr)
 
     df = train(model, batches, loss_fn, tc, checkpoint=checkpoint, evaluate=evaluate if evals else None,
                device=device, param_groups=lambda m: m.param_groups(tc.lr),
                run_info=run_info, model_config=cfg.to_dict(), on_update=on_update if snapshots else None)
     df.attrs["train_tokens"] = batches.instances(tc.steps) * (context - 1)
+    df.attrs["peak_lr"] = tc.lr
     return df, model
 
 
-def save_model(model: UPModel, path: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> None:
-    """The trained weights, config and (from the run's final ``checkpoint``, when given) the AdamW
-    state, atomically: the input of fine-tuning (:mod:`headstart.up.finetune`)."""
+def save_model(model: UPModel, path: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+               lr: float | None = None) -> None:
+    """The trained weights, config, the run's peak learning rate ``lr`` and (from the run's final
+    ``checkpoint``, when given) the AdamW state, atomically: the input of fine-tuning
+    (:mod:`headstart.up.finetune`)."""
     optimizer = None
     if checkpoint is not None and Path(checkpoint).exists():
         optimizer = torch.load(checkpoint, map_location="cpu", weights_only=True)["optimizer"]
-    _write_model(model, optimizer, path)
+    _write_model(model, optimizer, path, lr)
 
 
-def _write_model(model: UPModel, optimizer: dict | None, path: str | os.PathLike) -> None:
+def _write_model(model: UPModel, optimizer: dict | None, path: str | os.PathLike, lr: float | None) -> None:
     state = {"config": model.cfg.to_dict(), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "optimizer": optimizer}
+             "optimizer": optimizer, "lr": lr}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

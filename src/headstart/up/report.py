@@ -3,7 +3,10 @@
 Inputs: pre-training metrics per source (``results/up/pretrain/<source>/metrics.parquet``), the
 Markov table (``results/up/markov.csv``), the fine-tuning runs and the sampling cost records.
 Bits per byte carry the 95% CIs of :func:`headstart.up.evaluate.bits_all_positions` (windows as
-clusters: uncertainty over the evaluation data, not over training seeds; one training run per arm).
+clusters: uncertainty over the evaluation data). Fine-tuning runs repeat per training seed
+(``up.finetune.seeds``); with two or more seeds, means over seeds and differences between arms
+(paired by seed) carry a t interval over seeds combined with the evaluation CI
+(:func:`seed_half_width`), so both training noise and evaluation data count.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import pandas as pd
 from headstart import plotting
 from headstart.claims import Claim
 from headstart.io import markdown_table
+from headstart.stats import t_ci
 from headstart.up.evaluate import chance_bits
 
-__all__ = ["final_bits", "finetune_table", "zero_shot_figure", "curves_figure", "efficiency_figure",
+__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_shot_figure", "curves_figure", "efficiency_figure",
            "ood_markdown", "budget_table", "budget_figure", "budget_claims", "ablation_claims", "claims"]
 
 STUDY = "up"
@@ -39,9 +43,13 @@ def final_bits(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+RUN = ["source", "init", "opt", "frac"]      # one fine-tuning configuration; runs repeat it per seed
+
+
 def finetune_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Fine-tuning runs as rows: source, init, opt, frac, step, time_s, set, bits, lo, hi."""
-    keys = ["source", "init", "opt", "frac", "step"]
+    """Fine-tuning runs as rows: source, init, opt, frac, seed, step, time_s, set, bits, lo, hi."""
+    runs = runs if "seed" in runs else runs.assign(seed=0)
+    keys = RUN + ["seed", "step"]
     wide = runs.pivot_table(index=keys, columns="metric", values="value").reset_index()
     sets = sorted(c[: -len("_bits")] for c in wide.columns if isinstance(c, str) and c.endswith("_bits"))
     out = []
@@ -50,6 +58,47 @@ def finetune_table(runs: pd.DataFrame) -> pd.DataFrame:
         part.columns = keys + ["time_s", "bits", "lo", "hi"]
         out.append(part.assign(set=name))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=keys + ["time_s", "set", "bits", "lo", "hi"])
+
+
+def seed_half_width(values: np.ndarray, eval_half: float) -> float:
+    """Half-width of a 95% CI for the mean of per-seed ``values`` whose evaluation CIs have half-width
+    ``eval_half``: the t interval over seeds (n ≥ 2) and the evaluation interval, combined as
+    independent sources of error. One seed: the evaluation interval alone."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return float(eval_half)
+    lo, hi = t_ci(values)
+    return math.hypot((hi - lo) / 2, eval_half)
+
+
+def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
+    """:func:`finetune_table` averaged over seeds: one row per run, step and set, with the CI of
+    :func:`seed_half_width` and ``n_seeds``."""
+    rows = []
+    for key, g in ft.groupby(RUN + ["step", "set"]):
+        mean = float(g["bits"].mean())
+        half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
+        rows.append({**dict(zip(RUN + ["step", "set"], key)), "time_s": float(g["time_s"].mean()), "bits": mean,
+                     "lo": mean - half, "hi": mean + half, "n_seeds": len(g)})
+    return pd.DataFrame(rows)
+
+
+def _difference(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, float, int]:
+    """Mean of a − b bits, paired on the index (the seed), with its 95% CI: (mean, lo, hi, pairs)."""
+    j = a[["bits", "lo", "hi"]].join(b[["bits", "lo", "hi"]], lsuffix="_a", rsuffix="_b", how="inner")
+    d = (j["bits_a"] - j["bits_b"]).to_numpy()
+    eval_half = math.hypot(float(((j["hi_a"] - j["lo_a"]) / 2).mean()), float(((j["hi_b"] - j["lo_b"]) / 2).mean()))
+    mean, half = float(d.mean()), seed_half_width(d, eval_half)
+    return mean, mean - half, mean + half, len(d)
+
+
+def _less(name: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, note: str = "") -> Claim:
+    """Claim ``name``: a's bits below b's, paired by seed (the index); the CI of the difference < 0."""
+    d, lo, hi, n = _difference(a, b)
+    v = "supported" if hi < 0 else ("not supported" if lo >= 0 else "inconclusive")
+    rule = ("95% CI < 0: t over seeds (paired) combined with the evaluation CIs" if n > 1
+            else "combined evaluation 95% CIs < 0 (one run per arm)")
+    return Claim(STUDY, name, statistic, d, lo, hi, n, v, rule + note)
 
 
 def _arm(r) -> str:
@@ -104,7 +153,7 @@ def curves_figure(ft: pd.DataFrame, batch_size: int, offsets: dict[str, tuple[fl
 
 
 def _final(ft: pd.DataFrame) -> pd.DataFrame:
-    last = ft.groupby(["source", "init", "opt", "frac"])["step"].transform("max")
+    last = ft.groupby([c for c in RUN + ["seed"] if c in ft])["step"].transform("max")
     return ft[ft["step"] == last]
 
 
@@ -137,7 +186,8 @@ def ood_markdown(ft: pd.DataFrame) -> str:
         rows.append(row)
     head = ("# UP: bits per byte after fine-tuning on enwik8 (largest train fraction)\n\n"
             "wp = enwik8 validation (in distribution); every other column is an out-of-distribution set. "
-            "Cells: bits [95% CI over evaluation windows].\n\n")
+            "Cells: bits [95% CI]: mean over training seeds; the CI combines the t interval over seeds with "
+            "the interval over evaluation windows.\n\n")
     return head + markdown_table(pd.DataFrame(rows)) + "\n"
 
 
@@ -157,19 +207,15 @@ def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[C
             out.append(Claim(STUDY, f"UP ({src}) zero-shot beats the in-context Markov model on enwik8",
                              "UP − in-context Markov bits per byte", float(r["bits"] - m), float(r["lo"] - m),
                              float(r["hi"] - m), 1, v, "95% CI of UP bits entirely below the Markov bits"))
-    fin = _final(ft[ft["set"] == "wp"])
+    fin = _final(ft[ft["set"] == "wp"]).set_index("seed")
     for (src, frac), g in fin.groupby(["source", "frac"]):
         scratch = g[g["init"] == "scratch"]
-        for _, r in g[g["init"] == "up"].iterrows():
-            if scratch.empty:
-                continue
-            s = scratch.iloc[0]
-            d = float(r["bits"] - s["bits"])
-            half = math.hypot(r["hi"] - r["lo"], s["hi"] - s["lo"]) / 2     # independent CIs, combined
-            v = "supported" if d + half < 0 else ("not supported" if d - half >= 0 else "inconclusive")
-            out.append(Claim(STUDY, f"fine-tuned from UP ({src}, {r['opt']} optimizer) beats scratch on enwik8 "
-                             f"val with the same schedule, train fraction {frac:g}", "UP − scratch final bits per byte",
-                             d, d - half, d + half, 1, v, "combined 95% CI < 0 (one training run per arm)"))
+        if scratch.empty:
+            continue
+        for opt, up in g[g["init"] == "up"].groupby("opt"):
+            out.append(_less(f"fine-tuned from UP ({src}, {opt} optimizer) beats scratch on enwik8 val with the "
+                             f"same schedule, train fraction {frac:g}", "UP − scratch final bits per byte",
+                             up, scratch))
     return out
 
 
@@ -214,39 +260,30 @@ def budget_claims(bt: pd.DataFrame) -> list[Claim]:
         base, up = g[g["pre_units"] == 0], g[g["pre_units"] > 0]
         if base.empty or up.empty:
             continue
-        s, r = base.iloc[0], up.loc[up["bits"].idxmin()]
-        d = float(r["bits"] - s["bits"])
-        half = math.hypot(r["hi"] - r["lo"], s["hi"] - s["lo"]) / 2
-        v = "supported" if d + half < 0 else ("not supported" if d - half >= 0 else "inconclusive")
-        out.append(Claim(STUDY, f"within one training budget, spending part of it on UP ({src}) beats "
-                         "fine-tuning from scratch for all of it (same total updates)",
-                         f"best split ({int(r['pre_units'])}/{int(r['total_units'])}) − scratch final bits per byte",
-                         d, d - half, d + half, 1, v, "combined 95% CI < 0 (one run per split; the best split is chosen "
-                         "after the fact)"))
+        best = up.loc[[up["bits"].idxmin()]]
+        split = f"{int(best['pre_units'].iloc[0])}/{int(best['total_units'].iloc[0])}"
+        out.append(_less(f"within one training budget, spending part of it on UP ({src}) beats fine-tuning from "
+                         "scratch for all of it (same total updates)", f"best split ({split}) − scratch final bits "
+                         "per byte", best.assign(seed=0).set_index("seed"), base.assign(seed=0).set_index("seed"),
+                         note="; the best split is chosen after the fact"))
     return out
-
-
-def _less(name: str, statistic: str, a: pd.Series, b: pd.Series) -> Claim:
-    """Claim ``name``: a's bits below b's (combined 95% CI of the difference < 0)."""
-    d = float(a["bits"] - b["bits"])
-    half = math.hypot(a["hi"] - a["lo"], b["hi"] - b["lo"]) / 2
-    v = "supported" if d + half < 0 else ("not supported" if d - half >= 0 else "inconclusive")
-    return Claim(STUDY, name, statistic, d, d - half, d + half, 1, v, "combined 95% CI < 0 (one run per source)")
 
 
 def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, list[str]]) -> list[Claim]:
     """Per ablation (baseline source, variant source): the variant's zero-shot and fine-tuned enwik8
     bits (UP init, optimizer reloaded, all data) below the baseline's."""
     out = []
-    zwp = zero[zero["set"] == "wp"].set_index("source")
+    zwp = zero[zero["set"] == "wp"].assign(seed=0)
     fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == 1.0)])
-    fin = fin.set_index("source")
-    for name, (base, variant) in sorted(ablations.items()):
-        if base in zwp.index and variant in zwp.index:
-            out.append(_less(f"{name} ablation: UP from {variant} beats UP from {base} zero-shot on enwik8",
-                             f"{variant} − {base} zero-shot bits per byte", zwp.loc[variant], zwp.loc[base]))
-        if base in fin.index and variant in fin.index:
-            out.append(_less(f"{name} ablation: after fine-tuning, UP from {variant} beats UP from {base} on enwik8",
-                             f"{variant} − {base} final bits per byte", fin.loc[variant], fin.loc[base]))
-    return out
 
+    def pick(df: pd.DataFrame, src: str) -> pd.DataFrame:
+        return df[df["source"] == src].set_index("seed")
+
+    for name, (base, variant) in sorted(ablations.items()):
+        if {base, variant} <= set(zwp["source"]):
+            out.append(_less(f"{name} ablation: UP from {variant} beats UP from {base} zero-shot on enwik8",
+                             f"{variant} − {base} zero-shot bits per byte", pick(zwp, variant), pick(zwp, base)))
+        if {base, variant} <= set(fin["source"]):
+            out.append(_less(f"{name} ablation: after fine-tuning, UP from {variant} beats UP from {base} on enwik8",
+                             f"{variant} − {base} final bits per byte", pick(fin, variant), pick(fin, base)))
+    return out
