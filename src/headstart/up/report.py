@@ -18,11 +18,11 @@ import pandas as pd
 from headstart import plotting
 from headstart.claims import Claim
 from headstart.io import markdown_table
-from headstart.stats import t_ci
+from headstart.stats import t_ci, verdict
 from headstart.up.evaluate import chance_bits
 
-__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_shot_figure", "curves_figure", "efficiency_figure",
-           "ood_markdown", "budget_table", "budget_figure", "budget_claims", "ablation_claims", "claims"]
+__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_shot_figure", "curves_figure",
+           "efficiency_figure", "ood_markdown", "budget_table", "budget_figure", "budget_claims", "ablation_claims", "claims"]
 
 STUDY = "up"
 CHANCE = chance_bits()
@@ -95,7 +95,7 @@ def _difference(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, float, 
 def _less(name: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, note: str = "") -> Claim:
     """Claim ``name``: a's bits below b's, paired by seed (the index); the CI of the difference < 0."""
     d, lo, hi, n = _difference(a, b)
-    v = "supported" if hi < 0 else ("not supported" if lo >= 0 else "inconclusive")
+    v = verdict(lo, hi, "less")
     rule = ("95% CI < 0: t over seeds (paired) combined with the evaluation CIs" if n > 1
             else "combined evaluation 95% CIs < 0 (one run per arm)")
     return Claim(STUDY, name, statistic, d, lo, hi, n, v, rule + note)
@@ -195,7 +195,7 @@ def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[C
     out: list[Claim] = []
     for src, g in zero.groupby("source"):
         worst = g.loc[g["hi"].idxmax()]
-        v = "supported" if worst["hi"] < CHANCE else ("not supported" if worst["lo"] >= CHANCE else "inconclusive")
+        v = verdict(worst["lo"], worst["hi"], "less", null=CHANCE)
         out.append(Claim(STUDY, f"UP ({src}) zero-shot is better than chance (8 bits) on every evaluation set",
                          f"bits per byte on the worst set ({worst['set']})", float(worst["bits"]), float(worst["lo"]),
                          float(worst["hi"]), len(g), v, "95% CI upper bound < 8 on every set"))
@@ -203,7 +203,7 @@ def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[C
         ic = markov[(markov["set"] == "wp") & (markov["kind"] == "in_context") & markov["best"]]
         if len(wp) and len(ic):
             r, m = wp.iloc[0], float(ic["test_bits"].iloc[0])
-            v = "supported" if r["hi"] < m else ("not supported" if r["lo"] >= m else "inconclusive")
+            v = verdict(r["lo"], r["hi"], "less", null=m)
             out.append(Claim(STUDY, f"UP ({src}) zero-shot beats the in-context Markov model on enwik8",
                              "UP − in-context Markov bits per byte", float(r["bits"] - m), float(r["lo"] - m),
                              float(r["hi"] - m), 1, v, "95% CI of UP bits entirely below the Markov bits"))
