@@ -31,6 +31,12 @@ def ref_train_runs():
     )
 
 
+def training_gpus():
+    """GPUs a training job asks for (``resources: gpu``): none when config ``device`` is cpu (the smoke
+    profile), so CPU runs are not serialised by the profile's GPU count; one otherwise."""
+    return 0 if config["device"] == "cpu" else 1
+
+
 def checkpoint_path(output_path):
     """Where a training job keeps its resumable checkpoint (not a declared output, so a failed
     job keeps it and a re-run resumes)."""

@@ -21,7 +21,7 @@ rule growth_run:
         operator=r"[a-z0-9_]+",
         opt_mode="reset|grow|na",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:

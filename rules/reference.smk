@@ -31,7 +31,7 @@ rule reference_dropin:
         impl="ours|hf",
         seed=r"\d+",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:

@@ -18,7 +18,7 @@ rule up_sample:
         source=r"[A-Za-z0-9_]+",
         shard=r"\d+",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:
@@ -82,7 +82,7 @@ rule up_pretrain:
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:
@@ -134,7 +134,7 @@ rule up_finetune:
         frac=r"[0-9.]+",
         seed=r"\d+",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:
@@ -197,7 +197,7 @@ rule up_budget:
         source=r"[A-Za-z0-9_]+",
         pre=r"\d+",
     resources:
-        gpu=1,
+        gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:

@@ -82,6 +82,20 @@ def test_bad_evaluation_file_names_the_key(workdir, files, words):
     assert not list(workdir.glob("results/up/evalsets/tiny*"))                # no partial output
 
 
+@pytest.mark.parametrize("device, gpus", [("auto", 1), ("cuda", 1), ("cpu", 0)])
+def test_training_jobs_ask_for_a_gpu_unless_the_device_is_cpu(device, gpus):
+    proc = snakemake("-n", "--config", f"device={device}", "--", "results/reference/dropin/ours_seed0.parquet",
+                     "results/up/evalsets/dyck.u8")
+    text = proc.stdout + proc.stderr
+
+    def resources(rule: str) -> str:
+        job = text[text.index(f"rule {rule}:"):]
+        return next(line for line in job.splitlines() if line.strip().startswith("resources:"))
+
+    assert ("gpu=1" in resources("reference_dropin")) == (gpus == 1), resources("reference_dropin")
+    assert "gpu=" not in resources("up_evalset")                 # a CPU rule never asks
+
+
 def _children(pid: int) -> list[int]:
     """All descendants of a process (Linux /proc)."""
     out, todo = [], [pid]
