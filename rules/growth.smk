@@ -34,7 +34,7 @@ rule growth_run:
 
 rule growth_report:
     input:
-        growth_runs(),
+        runs=growth_runs(),
     output:
         runs="results/growth/runs.parquet",
         stats="results/growth/stats.csv",

@@ -3,7 +3,7 @@
 
 rule data_manifest:
     input:
-        [provenance(name) for name in config["datasets"]],
+        provenance=[provenance(name) for name in config["datasets"]],
     output:
         "results/paper/data.md",
     conda:
@@ -45,9 +45,7 @@ rule reference_report:
 
 rule claims:
     input:
-        "results/reference/claims.csv",
-        "results/growth/claims.csv",
-        "results/up/claims.csv",
+        tables=["results/reference/claims.csv", "results/growth/claims.csv", "results/up/claims.csv"],
     output:
         md=report(
             "results/paper/claims.md",

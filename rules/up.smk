@@ -47,7 +47,7 @@ rule up_evalset:
 
 rule up_evalfile:
     input:
-        lambda wc: up_evalset_files()[wc.name],
+        text=lambda wc: up_evalset_files()[wc.name],
     output:
         scored="results/up/evalsets/{name}.u8",
         heldout="results/up/evalsets/{name}.heldout.u8",

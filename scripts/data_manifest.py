@@ -2,8 +2,8 @@
 import json
 
 from headstart.data.manifest import render_manifest
-from headstart.io import setup_script_logging, write_text
+from headstart.io import setup_job, write_text
 
-setup_script_logging(snakemake.log[0])
-records = [json.loads(open(p).read()) for p in snakemake.input]
+setup_job(snakemake)
+records = [json.loads(open(p).read()) for p in snakemake.input.provenance]
 write_text(snakemake.output[0], render_manifest(records))

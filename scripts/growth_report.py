@@ -3,13 +3,13 @@ import pandas as pd
 
 from headstart.claims import to_frame
 from headstart.growth import analysis
-from headstart.io import read_table, setup_script_logging, write_table, write_text
+from headstart.io import read_table, setup_job, write_table, write_text
 
-setup_script_logging(snakemake.log[0])
+setup_job(snakemake)
 out = snakemake.output
 p = snakemake.params
 published = {int(k): v for k, v in p.published.items()}
-runs = pd.concat([read_table(f) for f in snakemake.input], ignore_index=True)
+runs = pd.concat([read_table(f) for f in snakemake.input.runs], ignore_index=True)
 final = analysis.final_scores(runs)
 stats = analysis.paired_stats(final, runs, targets=tuple(p.targets))
 table = analysis.published_layout(final, stats, published)

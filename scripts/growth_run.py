@@ -2,9 +2,9 @@
 
 from headstart.data.lettercount import load
 from headstart.growth import protocol
-from headstart.io import setup_script_logging, write_table
+from headstart.io import setup_job, write_table
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 wc = snakemake.wildcards
 train_x, train_y = load(snakemake.input.train[0])
 n_val = snakemake.params.val_lines

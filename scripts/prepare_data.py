@@ -2,9 +2,9 @@
 from pathlib import Path
 
 from headstart.data import prepare
-from headstart.io import setup_script_logging
+from headstart.io import setup_job
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 out_dir = Path(snakemake.output[-1]).parent
 prov = prepare(
     snakemake.params.dataset,

@@ -1,10 +1,10 @@
 """One drop-in training run: our GPT-2 or HF GPT-2, one seed (rules/reference.smk)."""
 from pathlib import Path
 
-from headstart.io import setup_script_logging, write_table
+from headstart.io import setup_job, write_table
 from headstart.reference import dropin
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 df = dropin.run(
     snakemake.wildcards.impl,
     int(snakemake.wildcards.seed),

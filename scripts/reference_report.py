@@ -2,10 +2,10 @@
 import pandas as pd
 
 from headstart.claims import to_frame
-from headstart.io import read_table, setup_script_logging, write_table, write_text
+from headstart.io import read_table, setup_job, write_table, write_text
 from headstart.reference import report
 
-setup_script_logging(snakemake.log[0])
+setup_job(snakemake)
 parity = read_table(snakemake.input.parity)
 runs = pd.concat([read_table(p) for p in snakemake.input.runs], ignore_index=True)
 final = report.final_bpb(runs)

@@ -1,11 +1,11 @@
 """One split of a fixed training budget between UP pre-training and fine-tuning (rules/up.smk)."""
 import numpy as np
 
-from headstart.io import setup_script_logging, write_table
+from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
 from headstart.up.finetune import finetune
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 pre, b = int(wc.pre), p.budget
 steps = (b["total_units"] - pre) * b["unit_steps"]

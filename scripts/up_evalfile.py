@@ -2,10 +2,10 @@
 from pathlib import Path
 
 from headstart.data.bytes import split_bytes
-from headstart.io import setup_script_logging
+from headstart.io import setup_job
 
-log = setup_script_logging(snakemake.log[0])
-src, out, name = Path(snakemake.input[0]), Path(snakemake.output.scored), snakemake.wildcards.name
+log = setup_job(snakemake)
+src, out, name = Path(snakemake.input.text), Path(snakemake.output.scored), snakemake.wildcards.name
 size = src.stat().st_size
 if size < snakemake.params.min_bytes:
     raise ValueError(f"config up.evalsets.files.{name}: {src} has {size} bytes; an evaluation file needs at least "

@@ -1,8 +1,8 @@
 """Write one synthetic UP evaluation set (rules/up.smk)."""
 from headstart.data.synthetic import up_eval_set
-from headstart.io import atomic_path, setup_script_logging
+from headstart.io import atomic_path, setup_job
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 data = up_eval_set(snakemake.wildcards.name, snakemake.params.chars, seed=snakemake.params.seed)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_bytes(data)

@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 
 from headstart.data.synthetic import up_eval_set
-from headstart.io import setup_script_logging, write_table, write_text
+from headstart.io import setup_job, write_table, write_text
 from headstart.up.baselines import markov_markdown, markov_table
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 p, inp = snakemake.params, snakemake.input
 read = lambda f: np.fromfile(f, dtype=np.uint8)
 heldout = {Path(f).name.removesuffix(".heldout.u8"): f for f in inp.heldout}

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import numpy as np
 
-from headstart.io import setup_script_logging, write_table
+from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
 from headstart.up.pretrain import pretrain, save_model
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 p, inp = snakemake.params, snakemake.input
 evals = {Path(f).stem: np.fromfile(f, dtype=np.uint8) for f in inp.evalsets}
 evals["wp"] = np.fromfile(inp.wp[0], dtype=np.uint8)

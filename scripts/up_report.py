@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 
 from headstart.claims import to_frame
-from headstart.io import read_table, setup_script_logging, write_table, write_text
+from headstart.io import read_table, setup_job, write_table, write_text
 from headstart.up import report
 
-setup_script_logging(snakemake.log[0])
+setup_job(snakemake)
 inp, out = snakemake.input, snakemake.output
 zero = pd.concat([report.final_bits(read_table(f)).assign(source=Path(f).parent.name) for f in inp.pretrain],
                  ignore_index=True)

@@ -1,10 +1,10 @@
 """Sample one shard of UP pre-training data (rules/up.smk)."""
 from pathlib import Path
 
-from headstart.io import setup_script_logging
+from headstart.io import setup_job
 from headstart.up.sample import sample_shard
 
-log = setup_script_logging(snakemake.log[0])
+log = setup_job(snakemake)
 wc, p = snakemake.wildcards, snakemake.params
 record = sample_shard(wc.source, p.cfg, seed=p.seed, shard=int(wc.shard), n_rows=p.rows, draw=p.draw,
                       out=snakemake.output.shard, cost=snakemake.output.cost, device=p.device,

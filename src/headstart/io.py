@@ -128,3 +128,18 @@ def setup_script_logging(log_path: str | os.PathLike | None) -> logging.Logger:
         force=True,
     )
     return logging.getLogger("headstart")
+
+
+def setup_job(smk: Any) -> logging.Logger:
+    """The prologue of every workflow script: log to the rule's log file, and give torch the
+    threads the rule was given (``threads:``; a profile's ``set-threads`` overrides it).
+
+    Snakemake exports ``OMP_NUM_THREADS`` = the job's threads, but torch may already have sized
+    its pool; setting it explicitly makes the job use exactly what the scheduler reserved."""
+    log = setup_script_logging(smk.log[0] if len(smk.log) else None)
+    threads = max(1, int(smk.threads))
+    import torch  # here, not at module level: report scripts that never touch torch stay light
+
+    torch.set_num_threads(threads)
+    log.info("job threads: %d, torch threads: %d", threads, torch.get_num_threads())
+    return log
