@@ -1,34 +1,78 @@
-# Helpers only: no rules here.
-import json
+# Helpers only: no rules here. Included first by the Snakefile.
+#
+# - STUDIES: the list of studies. A study is rules/<study>.smk (its rules; its report rule, which
+#   writes results/<study>/claims.csv; and a target rule named after the study whose input is every
+#   final output of the study), one entry here, and its config section and schema. The `all`
+#   and `claims` rules derive from this list.
+# - The config is validated here, every section (schema and the code's config classes), before
+#   any rule is defined; an error names the full key path and what was expected.
+# - One `<rule kind>_settings()` helper per rule kind, so that a job's params carry only the values that
+#   job reads, so a config change re-runs only the jobs it touches (README, "What re-runs").
+# - code(script): a job's inputs include the package modules its script imports, so editing one
+#   re-runs exactly the jobs that execute it (headstart.workflow).
+import os
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from snakemake.utils import validate as _v
+class ConfigError(Exception): pass
+def validate_workflow_config(c, s): _v(c, str(s), set_default=True)
+from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
+from headstart.workflow import script_code
 
-# The files each prepared data set consists of (see headstart.data.prepare).
-DATA_FILES = {
-    "enwik8": ["train.u8", "val.u8", "test.u8"],
-    "text8": ["text8.txt"],
-    "lettercounting": ["train.txt", "dev.txt"],
-    "tinystories": ["train.txt", "validation.txt"],
-    "sst2": ["train.tsv", "dev.tsv"],
-}
+#: Every study of the paper, in the order of the claims ledger.
+STUDIES = ["reference", "growth", "up"]
 
-
-def data_files(name, *files):
-    """Paths of a prepared data set's files (all of them, or the ones named)."""
-    return [f"data/{name}/{f}" for f in (files or DATA_FILES[name])]
+try:
+    validate_workflow_config(config, Path(workflow.basedir) / "config.schema.yaml")
+except ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
 
 
-def provenance(name):
-    return f"data/{name}/provenance.json"
+# --------------------------------------------------------------------------------------- shape
 
 
-def ref_train_runs():
-    """Every drop-in training run: one per implementation and seed."""
-    return expand(
-        "results/reference/dropin/{impl}_seed{seed}.parquet",
-        impl=["ours", "hf"],
-        seed=config["reference"]["train"]["seeds"],
-    )
+def study_targets(study):
+    """Every final output of one study: the input of its target rule (rules/<study>.smk)."""
+    return list(getattr(rules, study).input)
+
+
+def all_targets():
+    """The input of `all`, the default target; the claims ledger, the data manifest and every study's outputs."""
+    return ["results/paper/claims.md", "results/paper/claims.csv", "results/paper/data.md"] + [
+        t for study in STUDIES for t in study_targets(study)
+    ]
+
+
+def study_claims():
+    """Each study's claims table (written by its report rule), in ledger order."""
+    return [f"results/{study}/claims.csv" for study in STUDIES]
+
+
+def figures(name):
+    """A figure's PNG and PDF under results/paper/."""
+    return [f"results/paper/{name}.png", f"results/paper/{name}.pdf"]
+
+
+def _repo_path(*parts):
+    return os.path.relpath(Path(workflow.basedir, *parts))
+
+
+# The package source next to this workflow (what `pip install -e .` runs); the installed package
+# when the workflow is deployed without it.
+if Path(workflow.basedir, "src", "headstart", "__init__.py").is_file():
+    SRC = _repo_path("src")
+else:
+    import headstart as _headstart
+
+    SRC = str(Path(_headstart.__file__).resolve().parent.parent)
+
+
+def code(script):
+    """The package modules that scripts/<script>.py executes (an input of its rule)."""
+    return script_code(_repo_path("scripts", f"{script}.py"), SRC)
 
 
 def training_gpus():
@@ -44,6 +88,60 @@ def checkpoint_path(output_path):
     return str(Path("results/checkpoints") / rel.with_suffix(".pt"))
 
 
+def without(section, *keys):
+    """A config section minus the keys its jobs do not read (lists of runs, report thresholds)."""
+    return {k: v for k, v in section.items() if k not in keys}
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def data_files(name, *files):
+    """Paths of a prepared data set's files (all of them, or the ones named)."""
+    return [f"data/{name}/{f}" for f in (files or dataset_files(name))]
+
+
+def provenance(name):
+    return f"data/{name}/provenance.json"
+
+
+def data_settings(name):
+    """What preparing one data set reads: the seed only for generated data, the local folder only
+    for real data."""
+    if config["synthetic_data"]:
+        return {"synthetic": True, "seed": config["seed"]}
+    return {"synthetic": False, "data_dir": config["data_dir"]}
+
+
+# ----------------------------------------------------------------------------------- reference
+
+
+def reference_dropin_runs():
+    """Every drop-in training run: one per implementation and seed."""
+    return expand(
+        "results/reference/dropin/{impl}_seed{seed}.parquet",
+        impl=["ours", "hf"],
+        seed=config["reference"]["train"]["seeds"],
+    )
+
+
+def reference_parity_models():
+    """The models the parity checks build (config reference.parity minus the bars)."""
+    return {k: config["reference"]["parity"][k] for k in ("gpt2", "bert", "minilm")}
+
+
+def reference_parity_bars():
+    """The bars of the parity claims (read by the report only)."""
+    return {k: v for k, v in config["reference"]["parity"].items() if k not in ("gpt2", "bert", "minilm")}
+
+
+def reference_dropin_settings():
+    """One drop-in training run's settings: config reference.train minus the seeds (a wildcard)
+    and the claim's equivalence margin (read by the report only)."""
+    return without(config["reference"]["train"], "seeds", "equivalence_margin_bpb")
+
+
+# -------------------------------------------------------------------------------------- growth
 
 
 def growth_track_runs(track):
@@ -69,27 +167,29 @@ def growth_runs():
 
 
 def growth_settings(track):
-    """The protocol settings of one track (everything but the operator lists)."""
+    """The protocol settings of one track (everything but the lists of runs and the validation
+    split, which the rule passes on its own)."""
     g = config["growth"]
-    s = {k: v for k, v in g[track].items() if k not in ("operators", "opt_modes", "val_lines")}
+    s = without(g[track], "operators", "opt_modes", "val_lines")
     return {**s, "base_seed": g["base_seed"]}
+
+
+def growth_val_lines(track):
+    """Training lines held out for validation: corrected track only."""
+    return config["growth"]["corrected"]["val_lines"] if track == "corrected" else 0
+
+
+# ------------------------------------------------------------------------------------------ up
 
 
 def up_source_config(name):
     """The configuration of UP source ``name`` (config up.sources), with the shared context."""
-    sources = config["up"]["sources"]
-    if name not in sources:
-        raise ValueError(f"unknown UP source {name!r}: config up.sources defines {sorted(sources)}")
-    return {**sources[name], "context": config["up"]["context"]}
+    return {**config["up"]["sources"][name], "context": config["up"]["context"]}
 
 
 def up_evalset_files():
     """Text files scored as extra out-of-distribution sets (config up.evalsets.files: name → path)."""
-    files = config["up"]["evalsets"].get("files") or {}
-    clash = sorted(set(files) & (set(config["up"]["evalsets"]["names"]) | {"wp"}))
-    if clash:
-        raise ValueError(f"config up.evalsets.files: names {clash} are taken by the synthetic sets or enwik8 (wp)")
-    return files
+    return config["up"]["evalsets"].get("files") or {}
 
 
 def up_evalsets():
@@ -102,37 +202,56 @@ def up_samples(source=None):
     """Every sampled shard (config up.sample), or those of one source."""
     s = config["up"]["sample"]
     sources = s["sources"] if source is None else [source]
-    if source is not None and source not in s["sources"]:
-        raise ValueError(f"UP source {source!r} is not sampled: add it to config up.sample.sources {s['sources']}")
     return [f"results/up/samples/{src}/shard{i}.u8" for src in sources for i in range(s["shards"])]
+
+
+def up_sample_settings():
+    """What sampling one shard reads besides its source's configuration."""
+    s = config["up"]["sample"]
+    return {"seed": config["up"]["seed"], "rows": s["rows_per_shard"], "draw": s["draw"],
+            "checkpoint_every": s["checkpoint_every"]}
+
+
+def up_pretrain_settings():
+    """One pre-training run's settings: config up.pretrain minus the list of sources."""
+    return without(config["up"]["pretrain"], "sources")
+
+
+def up_finetune_settings():
+    """One fine-tuning run's settings: config up.finetune minus the lists of runs (sources, arms,
+    fractions, seeds: the wildcards say which run this is)."""
+    return without(config["up"]["finetune"], "sources", "arms", "fracs", "seeds")
+
+
+def up_budget_settings():
+    """The size of the budget (not its list of sources or splits)."""
+    return without(config["up"]["budget"], "sources", "pre_units")
 
 
 def up_finetunes():
     """Every fine-tuning run (config up.finetune): source × arm × train fraction × seed."""
     f = config["up"]["finetune"]
     runs = [(src, init, opt, frac) for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
-    for pair in config["up"].get("ablations", {}).values():   # ablation sources: the UP arm on all data
+    for pair in config["up"]["ablations"].values():   # ablation sources: the UP arm on all data
         runs += [(src, "up", "reload", 1) for src in pair]
     return sorted({f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.s{seed}.parquet"
                    for src, init, opt, frac in runs for seed in f["seeds"]})
 
 
-def up_budget_snapshots(source=None):
+def up_budget_snapshots():
     """Pre-training steps at which the budget splits take their snapshot (config up.budget)."""
     b = config["up"]["budget"]
-    if source is not None and source not in b["sources"]:
-        return []
-    steps = config["up"]["pretrain"]["train"].get("steps", 1000)
-    snaps = sorted(u * b["unit_steps"] for u in b["pre_units"] if u > 0)
-    too_long = [s for s in snaps if s > steps]
-    if too_long:
-        raise ValueError(f"config up.budget: pre-training shares {too_long} steps exceed up.pretrain.train.steps = {steps}")
-    if any(u >= b["total_units"] for u in b["pre_units"]):
-        raise ValueError(f"config up.budget: every pre_units entry must be below total_units = {b['total_units']}")
-    return snaps
+    return sorted(u * b["unit_steps"] for u in b["pre_units"] if u > 0)
+
+
+def up_budget_model(wildcards):
+    """The checkpoint a budget split starts from: the pre-training snapshot at its split point."""
+    pre = int(wildcards.pre)
+    if not pre:
+        return f"results/up/pretrain/{wildcards.source}/model.pt"
+    return f"results/up/pretrain/{wildcards.source}/model_s{pre * config['up']['budget']['unit_steps']}.pt"
 
 
 def up_budgets():
     b = config["up"]["budget"]
     return [f"results/up/budget/{src}/pre{u}.parquet" for src in b["sources"] for u in b["pre_units"]]
-

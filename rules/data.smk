@@ -1,22 +1,37 @@
-# Fetch, check and prepare every data set once into data/<name>/ (see headstart.data).
+# Fetch, check and prepare every data set once into data/<name>/ (headstart.data.prepare), and
+# the manifest of where each came from.
 
 
-for _name in DATA_FILES:
+for _name in DATASETS:
 
     rule:
         name:
             f"data_{_name}"
+        input:
+            code=code("prepare_data"),
         output:
             data_files(_name),
             provenance(_name),
         params:
             dataset=_name,
-            data_dir=config["data_dir"],
-            synthetic=config["synthetic_data"],
-            seed=config["seed"],
+            **data_settings(_name),
         conda:
             "../envs/headstart.yaml"
         log:
             f"logs/data/{_name}.log",
         script:
             "../scripts/prepare_data.py"
+
+
+rule data_manifest:
+    input:
+        provenance=[provenance(name) for name in config["datasets"]],
+        code=code("data_manifest"),
+    output:
+        "results/paper/data.md",
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/report/data_manifest.log",
+    script:
+        "../scripts/data_manifest.py"

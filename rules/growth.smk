@@ -2,17 +2,31 @@
 # batched ensemble (headstart.growth.protocol).
 
 
+rule growth:
+    """The growth study end to end: every track, size and operator, the report and its claims."""
+    input:
+        "results/growth/claims.csv",
+        "results/paper/growth_table.md",
+        "results/paper/growth_table.csv",
+        "results/paper/growth_operators.md",
+        figures("growth_curves"),
+        figures("growth_diffs"),
+        figures("growth_size"),
+    localrule: True
+
+
 rule growth_run:
     input:
         train=data_files("lettercounting", "train.txt"),
         dev=data_files("lettercounting", "dev.txt"),
+        code=code("growth_run"),
     output:
         "results/growth/runs/{track}/d{size}/{operator}.{opt_mode}.parquet",
     params:
         settings=lambda wc: growth_settings(wc.track),
         replicates=config["growth"]["repeats"],
         chunk=config["growth"]["ensemble_chunk"],
-        val_lines=lambda wc: config["growth"]["corrected"]["val_lines"] if wc.track == "corrected" else 0,
+        val_lines=lambda wc: growth_val_lines(wc.track),
         device=config["device"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),
     wildcard_constraints:
@@ -20,6 +34,7 @@ rule growth_run:
         size=r"\d+",
         operator=r"[a-z0-9_]+",
         opt_mode="reset|grow|na",
+    threads: 4
     resources:
         gpu=training_gpus(),
     conda:
@@ -35,6 +50,7 @@ rule growth_run:
 rule growth_report:
     input:
         runs=growth_runs(),
+        code=code("growth_report"),
     output:
         runs="results/growth/runs.parquet",
         stats="results/growth/stats.csv",

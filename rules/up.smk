@@ -2,7 +2,22 @@
 # its own rule, so one sample serves several models and its cost is recorded apart from training.
 
 
+rule up:
+    """The UP study end to end: sampling, pre-training, fine-tuning, budget splits, report and claims."""
+    input:
+        "results/up/claims.csv",
+        "results/paper/up_markov.md",
+        "results/paper/up_ood.md",
+        figures("up_zero_shot"),
+        figures("up_finetune_curves"),
+        figures("up_data_efficiency"),
+        figures("up_budget"),
+    localrule: True
+
+
 rule up_sample:
+    input:
+        code=code("up_sample"),
     output:
         shard="results/up/samples/{source}/shard{shard}.u8",
         cost="results/up/samples/{source}/shard{shard}.json",
@@ -17,6 +32,7 @@ rule up_sample:
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
         shard=r"\d+",
+    threads: 4
     resources:
         gpu=training_gpus(),
     conda:
@@ -30,6 +46,8 @@ rule up_sample:
 
 
 rule up_evalset:
+    input:
+        code=code("up_evalset"),
     output:
         "results/up/evalsets/{name}.u8",
     params:
@@ -48,6 +66,7 @@ rule up_evalset:
 rule up_evalfile:
     input:
         text=lambda wc: up_evalset_files()[wc.name],
+        code=code("up_evalfile"),
     output:
         scored="results/up/evalsets/{name}.u8",
         heldout="results/up/evalsets/{name}.heldout.u8",
@@ -68,19 +87,21 @@ rule up_pretrain:
         shards=lambda wc: up_samples(wc.source),
         evalsets=up_evalsets(),
         wp=data_files("enwik8", "val.u8"),
+        code=code("up_pretrain"),
     output:
         metrics="results/up/pretrain/{source}/metrics.parquet",
         model="results/up/pretrain/{source}/model.pt",
         snapshots=expand("results/up/pretrain/{{source}}/model_s{step}.pt", step=up_budget_snapshots()),
     params:
         context=config["up"]["context"],
-        cfg=config["up"]["pretrain"],
+        cfg=up_pretrain_settings(),
         seed=config["up"]["seed"],
         device=config["device"],
         eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output.model),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
+    threads: 4
     resources:
         gpu=training_gpus(),
     conda:
@@ -98,6 +119,7 @@ rule up_markov:
         evalsets=up_evalsets(),
         heldout=[f"results/up/evalsets/{name}.heldout.u8" for name in sorted(up_evalset_files())],
         wp=data_files("enwik8", "train.u8", "val.u8", "test.u8"),
+        code=code("up_markov"),
     output:
         table="results/up/markov.csv",
         md=report("results/paper/up_markov.md", caption="../report/up_markov.rst", category="up"),
@@ -106,6 +128,7 @@ rule up_markov:
         seed=config["up"]["evalsets"]["seed"],
         context=config["up"]["markov"]["context"],
         windows=config["up"]["markov"]["windows"],
+    threads: 1
     conda:
         "../envs/headstart.yaml"
     log:
@@ -120,10 +143,11 @@ rule up_finetune:
         train=data_files("enwik8", "train.u8"),
         wp=data_files("enwik8", "val.u8"),
         evalsets=up_evalsets(),
+        code=code("up_finetune"),
     output:
         "results/up/finetune/{source}/{init}.{opt}.f{frac}.s{seed}.parquet",
     params:
-        cfg=config["up"]["finetune"],
+        cfg=up_finetune_settings(),
         device=config["device"],
         eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),
@@ -133,6 +157,7 @@ rule up_finetune:
         opt="reload|reset",
         frac=r"[0-9.]+",
         seed=r"\d+",
+    threads: 4
     resources:
         gpu=training_gpus(),
     conda:
@@ -151,8 +176,8 @@ rule up_report:
         markov="results/up/markov.csv",
         finetune=up_finetunes(),
         costs=[p.replace(".u8", ".json") for p in up_samples()],
-        pretrain_bench=expand("results/up/benchmarks/pretrain_{source}.tsv", source=config["up"]["pretrain"]["sources"]),
         budget=up_budgets(),
+        code=code("up_report"),
     output:
         zero_png=report("results/paper/up_zero_shot.png", caption="../report/up_zero_shot.rst", category="up"),
         zero_pdf="results/paper/up_zero_shot.pdf",
@@ -181,21 +206,22 @@ rule up_report:
 
 rule up_budget:
     input:
-        pretrained=lambda wc: (f"results/up/pretrain/{wc.source}/model_s{int(wc.pre) * config['up']['budget']['unit_steps']}.pt"
-                               if int(wc.pre) else f"results/up/pretrain/{wc.source}/model.pt"),
+        pretrained=up_budget_model,
         train=data_files("enwik8", "train.u8"),
         wp=data_files("enwik8", "val.u8"),
+        code=code("up_budget"),
     output:
         "results/up/budget/{source}/pre{pre}.parquet",
     params:
-        cfg=config["up"]["finetune"],
-        budget=config["up"]["budget"],
+        cfg=up_finetune_settings(),
+        budget=up_budget_settings(),
         device=config["device"],
         eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output[0]),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
         pre=r"\d+",
+    threads: 4
     resources:
         gpu=training_gpus(),
     conda:

@@ -1,5 +1,5 @@
 """Write one synthetic UP evaluation set (rules/up.smk)."""
-from headstart.data.synthetic import up_eval_set
+from headstart.up.evalsets import up_eval_set
 from headstart.io import atomic_path, setup_job
 
 log = setup_job(snakemake)

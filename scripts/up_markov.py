@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headstart.data.synthetic import up_eval_set
+from headstart.up.evalsets import up_eval_set
 from headstart.io import setup_job, write_table, write_text
 from headstart.up.baselines import markov_markdown, markov_table
 

@@ -1,4 +1,5 @@
-"""headstart.data: byte splits and batches, letter counting, synthetic data, prepare()."""
+"""headstart.data: byte splits and batches, letter counting, synthetic data, the registry of data
+sets, prepare()."""
 from __future__ import annotations
 
 import collections
@@ -15,7 +16,11 @@ import torch
 import headstart.data as hd
 from headstart.data import bytes as hb
 from headstart.data import lettercount as lc
+from headstart.data import prepare as hp
+from headstart.data import registry
 from headstart.data import synthetic as syn
+from headstart.data.fetch import DataIntegrityError, DataUnavailableError, sha256_file
+from headstart.data.registry import DATASETS, SOURCES, dataset_files
 
 # ---------------------------------------------------------------- bytes
 
@@ -166,8 +171,8 @@ def test_lettercount_bad_files_name_file_and_line(tmp_path, content, line, what)
     assert f"{p}:{line}:" in msg and what in msg
 
 
-def test_course_files_labels_match_the_spec(shared_data):
-    """Label shares measured in the spec: train 59.18/26.15/14.67 %, dev 59.41/26.06/14.53 %."""
+def test_course_files_label_shares(shared_data):
+    """Label shares of the course files: train 59.18/26.15/14.67 %, dev 59.41/26.06/14.53 %."""
     for fname, n, want in (("lettercounting-train.txt", 10_000, (59.18, 26.15, 14.67)),
                            ("lettercounting-dev.txt", 1_000, (59.41, 26.06, 14.53))):
         x, y = lc.load(shared_data / "lettercounting" / fname)
@@ -264,14 +269,32 @@ def test_labelled_sentences_are_learnable():
     assert acc > 0.8
 
 
+# ---------------------------------------------------------------- registry
+
+
+def test_registry_is_the_one_list_of_data_sets():
+    assert list(DATASETS) == ["enwik8", "text8", "lettercounting", "tinystories", "sst2"]
+    assert dataset_files("enwik8") == ["train.u8", "val.u8", "test.u8"]
+    assert dataset_files("sst2") == ["train.tsv", "dev.tsv"]
+    with pytest.raises(KeyError, match="unknown data set 'imagenet'"):
+        dataset_files("imagenet")
+    # every table keyed by data set covers exactly the registry
+    for table in (SOURCES, hp._PREPARERS, syn.DEFAULT_SIZES):
+        assert set(table) == set(DATASETS)
+    with pytest.raises(RuntimeError, match=r"missing: \['sst2'\], not registered: \['imagenet'\]"):
+        registry.check_keys([*list(DATASETS)[:-1], "imagenet"], "a table")
+    # the package re-exports the registry, not a copy
+    assert hd.DATASETS is DATASETS and hd.SOURCES is SOURCES
+
+
 # ---------------------------------------------------------------- prepare
 
 
-@pytest.mark.parametrize("name", hd.DATASETS)
+@pytest.mark.parametrize("name", list(DATASETS))
 def test_prepare_synthetic_outputs_and_provenance(tmp_path, name):
-    prov = hd.prepare(name, tmp_path / "a", synthetic=True, seed=3, size=2000)
+    prov = hp.prepare(name, tmp_path / "a", synthetic=True, seed=3, size=2000)
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert files == sorted([*hd.OUTPUT_FILES[name], "provenance.json"])
+    assert files == sorted([*dataset_files(name), "provenance.json"])
     on_disk = json.loads((tmp_path / "a" / "provenance.json").read_text())
     assert on_disk == prov
     assert prov["source"] == "synthetic" and prov["seed"] == 3
@@ -279,7 +302,7 @@ def test_prepare_synthetic_outputs_and_provenance(tmp_path, name):
     for fname, rec in prov["files"].items():
         data = (tmp_path / "a" / fname).read_bytes()
         assert rec == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    hd.prepare(name, tmp_path / "b", synthetic=True, seed=3, size=2000)
+    hp.prepare(name, tmp_path / "b", synthetic=True, seed=3, size=2000)
     assert (tmp_path / "a" / "provenance.json").read_bytes() == (tmp_path / "b" / "provenance.json").read_bytes()
     _check_prepared_format(name, tmp_path / "a")
 
@@ -287,10 +310,10 @@ def test_prepare_synthetic_outputs_and_provenance(tmp_path, name):
 def _check_prepared_format(name: str, out: Path) -> None:
     """The same checks for real and synthetic outputs: downstream sees one format."""
     if name == "enwik8":
-        sizes = [hb.load_split(out / f).size for f in hd.OUTPUT_FILES[name]]
+        sizes = [hb.load_split(out / f).size for f in dataset_files(name)]
         assert sizes == hb.split_sizes(sum(sizes))
     elif name == "text8":
-        hd._check_text8(out / "text8.txt")
+        hp._check_text8(out / "text8.txt")
     elif name == "lettercounting":
         assert len(lc.read_lines(out / "train.txt")) == 10 * len(lc.read_lines(out / "dev.txt"))
     elif name == "tinystories":
@@ -298,29 +321,29 @@ def _check_prepared_format(name: str, out: Path) -> None:
         assert "\n<|endoftext|>\n" in train
         (out / "validation.txt").read_text(encoding="utf-8")
     elif name == "sst2":
-        assert hd.check_sst2_tsv(out / "train.tsv") > hd.check_sst2_tsv(out / "dev.tsv")
+        assert hp.check_sst2_tsv(out / "train.tsv") > hp.check_sst2_tsv(out / "dev.tsv")
 
 
-@pytest.mark.parametrize("name", hd.DATASETS)
+@pytest.mark.parametrize("name", list(DATASETS))
 def test_prepare_from_shared_data(shared_data, tmp_path, name):
-    prov = hd.prepare(name, tmp_path / "out", data_dir=shared_data, download=False)
+    prov = hp.prepare(name, tmp_path / "out", data_dir=shared_data, download=False)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*hd.OUTPUT_FILES[name], "provenance.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*dataset_files(name), "provenance.json"])
     assert prov["source"] == "local" and all(r["source"] == "local" for r in prov["inputs"].values())
     for fname, rec in prov["files"].items():
-        assert rec["sha256"] == hd.sources.sha256_file(out / fname)
+        assert rec["sha256"] == sha256_file(out / fname)
     _check_prepared_format(name, out)
-    again = hd.prepare(name, tmp_path / "out2", data_dir=shared_data, download=False, download_dir=tmp_path / "raw")
+    again = hp.prepare(name, tmp_path / "out2", data_dir=shared_data, download=False, download_dir=tmp_path / "raw")
     assert again["files"] == prov["files"]
     if name == "enwik8":
         raw = (shared_data / "enwik8" / "enwik8.prefix").read_bytes()
         assert prov["prefix"] and not prov["canonical"]
-        assert [prov["files"][f]["bytes"] for f in hd.OUTPUT_FILES[name]] == [3_738_960, 207_720, 207_720]
-        assert b"".join((out / f).read_bytes() for f in hd.OUTPUT_FILES[name]) == raw
+        assert [prov["files"][f]["bytes"] for f in dataset_files(name)] == [3_738_960, 207_720, 207_720]
+        assert b"".join((out / f).read_bytes() for f in dataset_files(name)) == raw
         assert prov["split"]["ranges"]["val.u8"] == {"start": 3_738_960, "end": 3_946_680}
     elif name == "lettercounting":
         assert prov["canonical"] and not prov["prefix"]
-        assert prov["files"]["train.txt"]["sha256"] == hd.SOURCES["lettercounting"].file("train").sha256
+        assert prov["files"]["train.txt"]["sha256"] == SOURCES["lettercounting"].file("train").sha256
     elif name == "sst2":
         assert prov["rows"] == {"train.tsv": 67_349, "dev.tsv": 872}
     elif name == "tinystories":
@@ -333,7 +356,7 @@ def test_prepare_lettercounting_falls_back_to_text8(shared_data, tmp_path):
     data_dir = tmp_path / "data"
     (data_dir / "text8").mkdir(parents=True)
     (data_dir / "text8" / "text8.prefix.txt").symlink_to(shared_data / "text8" / "text8.prefix.txt")
-    prov = hd.prepare("lettercounting", tmp_path / "out", data_dir=data_dir, download=False, seed=7)
+    prov = hp.prepare("lettercounting", tmp_path / "out", data_dir=data_dir, download=False, seed=7)
     assert prov["protocol"]["function"].endswith("cut_from_text8") and prov["seed"] == 7
     assert not prov["canonical"] and prov["inputs"]["text8:text8"]["prefix"]
     train = lc.read_lines(tmp_path / "out" / "train.txt")
@@ -347,18 +370,18 @@ def test_prepare_offline_error_leaves_no_output(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out"
-    with pytest.raises(hd.DataUnavailableError, match=r"data_dir=PATH.*") as exc:
-        hd.prepare("enwik8", out, data_dir=empty, download=False)
+    with pytest.raises(DataUnavailableError, match=r"data_dir=PATH.*") as exc:
+        hp.prepare("enwik8", out, data_dir=empty, download=False)
     assert "http://mattmahoney.net/dc/enwik8.zip" in str(exc.value)
     assert list(out.iterdir()) == []
-    with pytest.raises(hd.DataUnavailableError, match="neither the course files nor text8"):
-        hd.prepare("lettercounting", out, data_dir=empty, download=False)
+    with pytest.raises(DataUnavailableError, match="neither the course files nor text8"):
+        hp.prepare("lettercounting", out, data_dir=empty, download=False)
     assert list(out.iterdir()) == []
 
 
 def test_prepare_killed_midway_keeps_previous_complete_set(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    first = hd.prepare("lettercounting", out, synthetic=True, seed=0, size=100)
+    first = hp.prepare("lettercounting", out, synthetic=True, seed=0, size=100)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = []
     real = lc.write_lines
@@ -371,7 +394,7 @@ def test_prepare_killed_midway_keeps_previous_complete_set(tmp_path, monkeypatch
 
     monkeypatch.setattr(lc, "write_lines", dies_on_second_file)
     with pytest.raises(KeyboardInterrupt):
-        hd.prepare("lettercounting", out, synthetic=True, seed=1, size=100)
+        hp.prepare("lettercounting", out, synthetic=True, seed=1, size=100)
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert after == before  # no staging leftovers, old set untouched and consistent
     assert json.loads(after["provenance.json"]) == first
@@ -379,10 +402,10 @@ def test_prepare_killed_midway_keeps_previous_complete_set(tmp_path, monkeypatch
 
 def test_prepare_rejects_unknown_and_bad_text8(tmp_path):
     with pytest.raises(KeyError, match="unknown data set"):
-        hd.prepare("imagenet", tmp_path / "x")
+        hp.prepare("imagenet", tmp_path / "x")
     bad = tmp_path / "data" / "text8"
     bad.mkdir(parents=True)
     (bad / "text8").write_bytes(b" hello World")
-    with pytest.raises(hd.DataIntegrityError, match="byte 7"):
-        hd.prepare("text8", tmp_path / "out", data_dir=tmp_path / "data", download=False)
+    with pytest.raises(DataIntegrityError, match="byte 7"):
+        hp.prepare("text8", tmp_path / "out", data_dir=tmp_path / "data", download=False)
     assert not (tmp_path / "out" / "text8.txt").exists()

@@ -12,6 +12,7 @@ types) are converted with ``from_hf``; in float32 eval mode
 """
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -245,3 +246,18 @@ def test_paper_scale_parity(kind):
             "roundtrip": 0.0}
     for r in rows:
         assert r["value"] <= bars[r["check"]], r
+
+
+def test_the_parity_job_measures_and_the_report_judges():
+    """The job writes values only (its params hold no bars, so changing a bar re-runs only the
+    report); judging them with the bars gives what run() gives."""
+    cfg = {"gpt2": [dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=7, batch=2)],
+           "bert": [], "minilm": False}
+    bars = {"logits_atol": 1e-5, "grad_rtol": 1e-5, "minilm_atol": 1e-4, "fp64_atol": 1e-10, "fp64_grad_rtol": 1e-10}
+    assert set(bars) == set(parity.BAR_KEYS)
+    measured = parity.measure_models(cfg, seed=0)
+    assert "bar" not in measured and "passed" not in measured
+    judged = parity.judge(measured, bars)
+    pd.testing.assert_frame_equal(judged, parity.run({**cfg, **bars}, seed=0))
+    assert judged["passed"].all()
+    assert not parity.judge(measured, {**bars, "logits_atol": 1e-12}).query("check == 'output'")["passed"].all()

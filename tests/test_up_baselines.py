@@ -1,7 +1,7 @@
 """UP Markov table (headstart.up.baselines): best orders, the original's stored values beside ours."""
 import numpy as np
 
-from headstart.data.synthetic import up_eval_set
+from headstart.up.evalsets import up_eval_set
 from headstart.up.baselines import SPEC_MARKOV, SPEC_MARKOV_CTX, markov_markdown, markov_table
 
 

@@ -1,4 +1,4 @@
-"""The UP synthetic evaluation sets (spec up.md sections 2.7 and 6): exact length, determinism,
+"""The UP synthetic evaluation sets (headstart.up.evalsets): exact length, determinism,
 alphabets and the structure of every sample against the generating process."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from headstart.data import synthetic as S
-from headstart.data.synthetic import UP_EVAL_SETS, up_eval_set
+from headstart.up import evalsets as E
+from headstart.up.evalsets import EVALSETS, up_eval_set
 
 N = 100_000
 
@@ -25,7 +25,7 @@ ALPHABETS = {
 
 @pytest.fixture(scope="module")
 def sets() -> dict[str, str]:
-    return {name: up_eval_set(name, N, seed=0).decode("ascii") for name in UP_EVAL_SETS}
+    return {name: up_eval_set(name, N, seed=0).decode("ascii") for name in EVALSETS}
 
 
 def complete_samples(text: str) -> list[str]:
@@ -34,7 +34,8 @@ def complete_samples(text: str) -> list[str]:
 
 
 def test_registry_names():
-    assert set(UP_EVAL_SETS) == set(ALPHABETS)
+    assert list(EVALSETS) == ["champ", "dyck", "ndfa", "toy", "bits", "bitsrep", "bitsflip"]
+    assert set(EVALSETS) == set(ALPHABETS)
 
 
 @pytest.mark.parametrize("name", sorted(ALPHABETS))
@@ -47,7 +48,7 @@ def test_length_alphabet_determinism(name, sets):
     assert up_eval_set(name, N, seed=1) != text.encode("ascii")  # another seed differs
     # the stream is cut, not re-drawn: a shorter set is a prefix of a longer one
     assert up_eval_set(name, 1234, seed=0) == text[:1234].encode("ascii")
-    assert UP_EVAL_SETS[name](N, 0) == text.encode("ascii")
+    assert EVALSETS[name](N, 0) == text.encode("ascii")
 
 
 def test_sets_use_independent_streams():
@@ -103,19 +104,19 @@ def test_ndfa_structure_and_repeats(sets):
 
 
 def test_toy_sentences_use_the_grammar(sets):
-    vocab = {w for ws in S._TOY_WORDS.values() for w in ws}
+    vocab = {w for ws in E._TOY_WORDS.values() for w in ws}
     samples = complete_samples(sets["toy"])
     assert len(samples) > 1000
     for s in samples:
         words = s.split(" ")
         assert set(words) <= vocab
-        assert words[0] in S._TOY_WORDS["det"]  # S -> NP ..., NP starts with a determiner
-        assert words[-1] in S._TOY_WORDS["noun"] + S._TOY_WORDS["iverb"]
+        assert words[0] in E._TOY_WORDS["det"]  # S -> NP ..., NP starts with a determiner
+        assert words[-1] in E._TOY_WORDS["noun"] + E._TOY_WORDS["iverb"]
 
 
 def test_bits_sets(sets):
     samples = complete_samples(sets["bits"])
-    assert all(len(s) == S.BITS_LENGTH for s in samples)
+    assert all(len(s) == E.BITS_LENGTH for s in samples)
     ones = np.mean([c == "1" for c in "".join(samples)])
     assert abs(ones - 0.5) < 0.01  # ~94k fair bits: sd 0.0016
     rep = sets["bitsrep"]

@@ -242,19 +242,34 @@ def minilm_rows() -> list[dict]:
             {**row, "check": "ranking", "value": margin, "detail": "cos(food, bread) - cos(food, horse)"}]
 
 
-def run(cfg: dict, seed: int) -> pd.DataFrame:
-    """Every parity check of the config section ``reference.parity`` as a tidy table with the bar
-    each check is held to and whether it passed."""
+#: Keys of config ``reference.parity`` that are bars of the claims (read by the report, not the checks).
+BAR_KEYS = ("logits_atol", "grad_rtol", "fp64_atol", "fp64_grad_rtol", "minilm_atol")
+
+
+def measure_models(cfg: dict, seed: int) -> pd.DataFrame:
+    """Every parity check of the models in config section ``reference.parity`` (``gpt2``,
+    ``bert``, ``minilm``) as a tidy table of measured values; no bars (see :func:`judge`)."""
     rows = parity_rows("gpt2", cfg["gpt2"], seed) + parity_rows("bert", cfg["bert"], seed)
     if cfg.get("minilm", True):
         rows += minilm_rows()
-    df = pd.DataFrame(rows)
-    bars = {
-        "float32": {"output": cfg["logits_atol"], "grad": cfg["grad_rtol"], "input_grad": cfg["grad_rtol"]},
-        "float64": {"output": cfg["fp64_atol"], "grad": cfg["fp64_grad_rtol"], "input_grad": cfg["fp64_grad_rtol"]},
+    return pd.DataFrame(rows)
+
+
+def judge(df: pd.DataFrame, bars: dict) -> pd.DataFrame:
+    """The measured checks with the bar each is held to (``bars``: the :data:`BAR_KEYS` of config
+    ``reference.parity``) and whether it passed."""
+    df = df.copy()
+    by_dtype = {
+        "float32": {"output": bars["logits_atol"], "grad": bars["grad_rtol"], "input_grad": bars["grad_rtol"]},
+        "float64": {"output": bars["fp64_atol"], "grad": bars["fp64_grad_rtol"], "input_grad": bars["fp64_grad_rtol"]},
     }
-    df["bar"] = [cfg["minilm_atol"] if (m == "minilm" and c == "output")
-                 else 0.0 if c in ("roundtrip", "ranking") else bars[d][c]
+    df["bar"] = [bars["minilm_atol"] if (m == "minilm" and c == "output")
+                 else 0.0 if c in ("roundtrip", "ranking") else by_dtype[d][c]
                  for m, d, c in zip(df["model"], df["dtype"], df["check"])]
     df["passed"] = [(v > b) if c == "ranking" else (v <= b) for v, b, c in zip(df["value"], df["bar"], df["check"])]
     return df
+
+
+def run(cfg: dict, seed: int) -> pd.DataFrame:
+    """:func:`measure_models` then :func:`judge` with the bars of the same config section."""
+    return judge(measure_models(cfg, seed), cfg)

@@ -1,4 +1,5 @@
-"""headstart.data.sources: registry, local lookup (incl. prefixes), download + checksum + atomicity."""
+"""headstart.data.fetch (with the raw-file facts of headstart.data.registry.SOURCES): local lookup
+(incl. prefixes), download + checksum + atomicity, the Hugging Face `datasets` route."""
 from __future__ import annotations
 
 import csv
@@ -15,18 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from headstart.data import sources
-from headstart.data.sources import (
-    SOURCES,
+from headstart.data import fetch as fetch_mod
+from headstart.data.fetch import (
     DataIntegrityError,
     DataUnavailableError,
-    FileSpec,
-    Source,
     download,
     fetch,
     git_blob_sha1,
     sha256_file,
 )
+from headstart.data.registry import SOURCES, FileSpec, Prefix, Source
 
 # ---------------------------------------------------------------- helpers
 
@@ -101,7 +100,7 @@ def toy_source(http_dir, monkeypatch):
         member="toy",
         archive_size=len(zbytes),
         archive_md5=hashlib.md5(zbytes).hexdigest(),
-        prefixes=(sources.Prefix("toy.prefix", 100, hashlib.sha256(PAYLOAD[:100]).hexdigest(), "first 100"),),
+        prefixes=(Prefix("toy.prefix", 100, hashlib.sha256(PAYLOAD[:100]).hexdigest(), "first 100"),),
     )
     monkeypatch.setitem(SOURCES, "toy", Source(name="toy", files=(spec,)))
     return root, url, zbytes, spec
@@ -311,7 +310,7 @@ def test_flat_data_dir_layout(shared_data, tmp_path):
 
 
 def test_load_hf_split_reads_local_sst2(shared_data, tmp_path):
-    ds = sources.load_hf_split(split="validation", data_files=shared_data / "sst2" / "dev.tsv",
+    ds = fetch_mod.load_hf_split(split="validation", data_files=shared_data / "sst2" / "dev.tsv",
                                builder="csv", sep="\t", quoting=csv.QUOTE_NONE,
                                cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 872 and set(ds.column_names) == {"sentence", "label"}
@@ -322,7 +321,7 @@ def test_hub_route_writes_canonical_tsv(shared_data, tmp_path, monkeypatch):
     """fetch falls back to datasets.load_dataset when nothing is local; the rows it writes are
     the GLUE tsv format (here byte-identical to the canonical dev.tsv)."""
     calls = []
-    real = sources.load_hf_split
+    real = fetch_mod.load_hf_split
 
     def local_hub(hf_id, split):
         calls.append((tuple(hf_id), split))
@@ -333,8 +332,8 @@ def test_hub_route_writes_canonical_tsv(shared_data, tmp_path, monkeypatch):
     def no_network(*a, **k):
         raise urllib.error.URLError("offline (test)")
 
-    monkeypatch.setattr(sources, "load_hf_split", local_hub)
-    monkeypatch.setattr(sources, "_download_file", no_network)
+    monkeypatch.setattr(fetch_mod, "load_hf_split", local_hub)
+    monkeypatch.setattr(fetch_mod, "_download_file", no_network)
     empty = tmp_path / "empty"
     empty.mkdir()
     prov = fetch("sst2", tmp_path / "raw", data_dir=empty, download=True)
