@@ -193,7 +193,6 @@ rule up_report:
         claims="results/up/claims.csv",
     params:
         batch_size=config["up"]["finetune"]["batch_size"],
-        pretrain_steps=config["up"]["pretrain"]["train"].get("steps", 1000),
         pretrain_batch=config["up"]["pretrain"]["batch_size"],
         ablations=config["up"]["ablations"],
     conda:

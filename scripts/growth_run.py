@@ -6,12 +6,8 @@ from headstart.io import setup_job, write_table
 
 log = setup_job(snakemake)
 wc = snakemake.wildcards
-train_x, train_y = load(snakemake.input.train[0])
-n_val = snakemake.params.val_lines
-if n_val >= len(train_x):
-    raise ValueError(f"growth.corrected.val_lines = {n_val} leaves no training lines in {snakemake.input.train[0]}")
-train = (train_x[: len(train_x) - n_val], train_y[: len(train_y) - n_val])
-val = (train_x[len(train_x) - n_val :], train_y[len(train_y) - n_val :]) if n_val else None
+train_file = snakemake.input.train[0]
+train, val = protocol.split_validation(*load(train_file), snakemake.params.val_lines, train_file)
 df = protocol.run(
     wc.track,
     int(wc.size),

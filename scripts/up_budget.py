@@ -3,16 +3,17 @@ import numpy as np
 
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
-from headstart.up.finetune import finetune
+from headstart.up.evaluate import load_eval_sets
+from headstart.up.finetune import budget_split, finetune
 
 log = setup_job(snakemake)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 pre, b = int(wc.pre), p.budget
-steps = (b["total_units"] - pre) * b["unit_steps"]
+init, opt, steps = budget_split(pre, b["total_units"], b["unit_steps"], b["opt"])
 df = finetune(
-    "up" if pre else "scratch", b["opt"] if pre else "reset", inp.pretrained,
-    np.memmap(inp.train[0], dtype=np.uint8, mode="r"), eval_sets={"wp": np.fromfile(inp.wp[0], dtype=np.uint8)},
-    eval_bytes=p.cfg["eval_bytes"], train_cfg={**p.cfg["train"], "steps": steps}, batch_size=p.cfg["batch_size"],
+    init, opt, inp.pretrained, np.memmap(inp.train[0], dtype=np.uint8, mode="r"),
+    eval_sets=load_eval_sets([], wp=inp.wp[0]), eval_bytes=p.cfg["eval_bytes"],
+    train_cfg={**p.cfg["train"], "steps": steps}, batch_size=p.cfg["batch_size"],
     restart_gates=p.cfg["restart_gates"], device=p.device, checkpoint=p.checkpoint, eval_protocol=p.eval_protocol,
     peak_lr=p.cfg["peak_lr"], run_info={"study": "up", "source": wc.source, "pre_units": pre, "total_units": b["total_units"],
               "unit_steps": b["unit_steps"]},

@@ -1,16 +1,14 @@
 """Fine-tune one UP arm on enwik8 train (rules/up.smk)."""
-from pathlib import Path
-
 import numpy as np
 
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
+from headstart.up.evaluate import load_eval_sets
 from headstart.up.finetune import finetune
 
 log = setup_job(snakemake)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
-evals = {Path(f).stem: np.fromfile(f, dtype=np.uint8) for f in inp.evalsets}
-evals["wp"] = np.fromfile(inp.wp[0], dtype=np.uint8)
+evals = load_eval_sets(inp.evalsets, wp=inp.wp[0])
 df = finetune(
     wc.init, wc.opt, inp.pretrained, np.memmap(inp.train[0], dtype=np.uint8, mode="r"), frac=float(wc.frac),
     eval_sets=evals, eval_bytes=p.cfg["eval_bytes"], train_cfg={**p.cfg["train"], "seed": int(wc.seed)},

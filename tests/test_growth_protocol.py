@@ -205,3 +205,15 @@ def test_learns_letter_counting_on_the_course_data(shared_data):
                       settings={"epochs_small": 1, "epochs_large": 1, "lr": 1e-3}, device="cpu")
     final = df[(df["arm"] == "scratch") & (df["epoch"] == 2)]["accuracy"]
     assert (final > majority + 0.05).all(), (final.tolist(), majority)
+
+
+def test_split_validation_holds_out_the_last_lines():
+    x, y = data(10, 4)
+    (tx, ty), (vx, vy) = protocol.split_validation(x, y, 3, "train.u8")
+    assert torch.equal(tx, x[:7]) and torch.equal(ty, y[:7]) and torch.equal(vx, x[7:]) and torch.equal(vy, y[7:])
+    (tx, ty), val = protocol.split_validation(x, y, 0, "train.u8")          # the faithful track: no validation
+    assert val is None and torch.equal(tx, x) and torch.equal(ty, y)
+    with pytest.raises(ValueError, match=r"growth\.corrected\.val_lines = 10 leaves no training lines in .*train\.u8"):
+        protocol.split_validation(x, y, 10, "data/lettercount/train.u8")
+    with pytest.raises(ValueError, match=r"growth\.corrected\.val_lines = -1 .*train\.u8"):
+        protocol.split_validation(x, y, -1, "train.u8")

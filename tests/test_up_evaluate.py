@@ -117,3 +117,25 @@ def test_evaluate_sets_protocols():
         assert m["x_bits_lo"] - 0.05 <= h <= m["x_bits_hi"] + 0.05, (protocol, m, h)
     with pytest.raises(ValueError, match="evaluation protocol"):
         evaluate_sets(model, {"x": data}, 64, protocol="exact")
+
+
+def test_load_eval_sets_names_sets_by_file_and_refuses_missing_or_empty(tmp_path):
+    from headstart.up.evaluate import load_eval_sets
+
+    (tmp_path / "dyck.u8").write_bytes(b"(()())")
+    (tmp_path / "val.u8").write_bytes(b"enwik8 bytes")
+    sets = load_eval_sets([tmp_path / "dyck.u8"], wp=tmp_path / "val.u8")
+    assert list(sets) == ["dyck", "wp"] and sets["dyck"].dtype == np.uint8
+    assert bytes(sets["dyck"]) == b"(()())" and bytes(sets["wp"]) == b"enwik8 bytes"
+    assert list(load_eval_sets([], wp=tmp_path / "val.u8")) == ["wp"]
+    assert load_eval_sets([]) == {}
+    with pytest.raises(FileNotFoundError, match="ndfa.u8"):
+        load_eval_sets([tmp_path / "dyck.u8", tmp_path / "ndfa.u8"])
+    (tmp_path / "empty.u8").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.u8.*empty"):
+        load_eval_sets([tmp_path / "empty.u8"], wp=tmp_path / "val.u8")
+    with pytest.raises(FileNotFoundError, match="missing.u8"):
+        load_eval_sets([tmp_path / "dyck.u8"], wp=tmp_path / "missing.u8")
+    (tmp_path / "wp.u8").write_bytes(b"x")
+    with pytest.raises(ValueError, match="val.u8.*second evaluation set named 'wp'"):
+        load_eval_sets([tmp_path / "wp.u8"], wp=tmp_path / "val.u8")

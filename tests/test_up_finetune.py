@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from headstart.data.synthetic import byte_text, up_eval_set
+from headstart.data.synthetic import byte_text
+from headstart.up.evalsets import up_eval_set
 from headstart.up.finetune import finetune, load_pretrained
 from headstart.up.pretrain import pretrain, save_model
 from headstart.up.sample import sample_shard
@@ -81,3 +82,21 @@ def test_peak_lr_from_checkpoint_is_the_original_quirk(pretrained):
     assert peak(run(pretrained, "up", "reset", peak_lr="checkpoint", **asked)) == pytest.approx(5e-3)
     with pytest.raises(ValueError, match="peak_lr must be"):
         run(pretrained, "up", "reload", peak_lr="max")
+
+
+def test_budget_split_steps_and_arms():
+    """A split of ``total_units`` units of ``unit_steps`` updates: the rest after ``pre_units`` is
+    fine-tuned; no pre-training means the scratch arm with fresh moments."""
+    from headstart.up.finetune import budget_split
+
+    assert budget_split(4, 24, 1000, "reload") == ("up", "reload", 20_000)
+    assert budget_split(20, 24, 1000, "reset") == ("up", "reset", 4_000)
+    assert budget_split(0, 24, 1000, "reload") == ("scratch", "reset", 24_000)
+    with pytest.raises(ValueError, match="total_units"):
+        budget_split(24, 24, 1000, "reload")
+    with pytest.raises(ValueError, match="total_units"):
+        budget_split(-1, 24, 1000, "reload")
+    with pytest.raises(ValueError, match="unit_steps"):
+        budget_split(4, 24, 0, "reload")
+    with pytest.raises(ValueError, match="up.budget.opt"):
+        budget_split(4, 24, 1000, "keep")

@@ -1,13 +1,15 @@
 """UP pre-training (headstart.up.pretrain): epoch-shuffled shard batches, and a short run end to end
-that learns the sampled data, evaluates zero-shot and refuses a checkpoint of another configuration."""
+that learns the sampled data, evaluates zero-shot and refuses a checkpoint of another configuration;
+its wall time (the report's pre-training cost) survives a kill and resume."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from headstart.data.synthetic import up_eval_set
-from headstart.up.pretrain import ShardBatches, pretrain, save_model
+from headstart.up.evalsets import up_eval_set
+from headstart.up import cost, pretrain as pretrain_module
+from headstart.up.pretrain import ShardBatches, pretrain, save_model, snapshot_paths
 from headstart.up.sample import sample_shard
 
 CTX = 32
@@ -66,3 +68,40 @@ def test_pretrain_learns_evaluates_and_guards_its_checkpoint(shards, tmp_path):
     save_model(model, tmp_path / "m.pt")
     state = torch.load(tmp_path / "m.pt", weights_only=True)
     assert state["config"]["width"] == 32 and "head.weight" in state["model"]
+
+
+def test_snapshot_paths_read_the_step_from_the_name(tmp_path):
+    assert snapshot_paths(["r/model_s10.pt", "r/model_s200.pt"]) == {10: "r/model_s10.pt", 200: "r/model_s200.pt"}
+    assert snapshot_paths([]) == {}
+    with pytest.raises(ValueError, match="model.pt.*model_s<step>"):
+        snapshot_paths(["r/model.pt"])
+
+
+def test_wall_time_is_carried_across_a_kill(shards, tmp_path, monkeypatch):
+    """Time spent before the last checkpoint of a killed run counts in the resumed run's ``time_s``
+    (the loop keeps it in the checkpoint): 0.4 s slept before the step-10 checkpoint, none after."""
+    import time
+
+    write = pretrain_module._write_model
+
+    class Killed(Exception):
+        pass
+
+    def slow_then_killed(model, optimizer, path, lr):
+        if path.name == "s5.pt":
+            time.sleep(0.4)
+        else:
+            raise Killed                                             # at step 25, after the step-20 checkpoint
+
+    ck, snaps = tmp_path / "ck.pt", {5: tmp_path / "s5.pt", 25: tmp_path / "s25.pt"}
+    monkeypatch.setattr(pretrain_module, "_write_model", slow_then_killed)
+    with pytest.raises(Killed):
+        run(shards, checkpoint=ck, snapshots=snaps)
+    monkeypatch.setattr(pretrain_module, "_write_model", write)
+    df, _ = run(shards, checkpoint=ck, snapshots=snaps)
+    assert df.attrs["resumed_from_step"] == 20
+    seconds, steps = cost.pretrain_wall(df)
+    assert steps == TRAIN["steps"]
+    at = df[df.metric == "time_s"].set_index("step")["value"]
+    # the resumed clock starts at the checkpoint's time (≥ 0.4 s), not at 0: the later rows keep growing
+    assert seconds == at[40] > at[21] > at[20] >= 0.4

@@ -1,4 +1,5 @@
-"""UP report (headstart.up.report): final bits per set, the fine-tuning table and the claim verdicts."""
+"""UP report (headstart.up.report, headstart.up.cost): final bits per set, the fine-tuning table, the claim
+verdicts, and the wall-time cost from the training metrics and the sampling cost records."""
 import pandas as pd
 import pytest
 
@@ -85,3 +86,46 @@ def test_seeds_pair_arms_and_widen_cis():
     assert half == pytest.approx(report.seed_half_width([2.1, 2.4, 1.8], 0.001))
     assert half > 0.5                                           # t(2) · 0.3/√3 ≈ 0.75
     assert report.seed_half_width([2.0], 0.05) == 0.05          # one seed: the evaluation CI alone
+
+
+def test_wall_times_come_from_metrics_and_cost_records(tmp_path):
+    """Pre-training time: ``time_s`` at the run's last logged step; sampling time and rows: the shards'
+    JSON cost records summed per source; the budget and curve costs are their arithmetic."""
+    import json
+
+    from headstart.up import cost
+
+    pre = metrics({10: {"time_s": 4.0, "train_loss": 3.0}, 20: {"time_s": 9.0, **bits(5.0)}}, source="lstm")
+    assert cost.pretrain_wall(pre) == (9.0, 20)
+    assert cost.pretrain_wall(metrics({0: bits(5.0)})) == (0.0, 0)            # zero steps: no time_s rows
+    paths = []
+    for i, (src, wall, rows) in enumerate((("lstm", 3.0, 100), ("lstm", 5.0, 100), ("ndfa", 1.0, 50))):
+        paths.append(tmp_path / f"shard{i}.json")
+        paths[-1].write_text(json.dumps({"source": src, "shard": i, "wall_s": wall, "rows": rows}))
+    sampling = cost.sampling_totals(cost.read_cost_records(paths))
+    assert sampling == {"lstm": {"wall_s": 8.0, "rows": 200.0}, "ndfa": {"wall_s": 1.0, "rows": 50.0}}
+    offsets = cost.curve_offsets({"lstm": 9.0, "pointwise": 2.0}, sampling)
+    assert offsets == {"lstm": (9.0, 8.0), "pointwise": (2.0, 0.0)}
+    costs = cost.budget_costs({"lstm": (9.0, 20), "pointwise": (2.0, 0)}, sampling, batch_size=4)
+    assert costs["lstm"] == {"pre_s_per_step": 0.45, "batch_size": 4, "sample_s_per_row": 0.04}
+    assert costs["pointwise"] == {"pre_s_per_step": 0.0, "batch_size": 4, "sample_s_per_row": 0.0}
+    # 2 units of 10 steps: 20 pre-training steps (0.45 s each) consuming 20 × 4 rows (0.04 s each)
+    without, with_sampling = cost.split_wall_times(2, 10, 5.0, costs["lstm"])
+    assert without == pytest.approx(5.0 + 9.0) and with_sampling == pytest.approx(5.0 + 9.0 + 3.2)
+    assert cost.split_wall_times(0, 10, 5.0, costs["lstm"]) == (5.0, 5.0)
+    assert cost.split_wall_times(2, 10, 5.0, {}) == (5.0, 5.0)                 # no cost known: fine-tuning only
+    assert cost.sample_s_per_row(1.0, 0) == 0.0
+
+
+def test_cost_records_that_do_not_fit_name_the_file(tmp_path):
+    from headstart.up import cost
+
+    with pytest.raises(FileNotFoundError, match="shard0.json"):
+        cost.read_cost_records([tmp_path / "shard0.json"])
+    bad = tmp_path / "shard1.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="shard1.json.*not JSON"):
+        cost.read_cost_records([bad])
+    bad.write_text('{"source": "lstm", "rows": 3}')
+    with pytest.raises(ValueError, match=r"shard1.json.*\['wall_s'\]"):
+        cost.read_cost_records([bad])

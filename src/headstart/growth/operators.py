@@ -1,4 +1,4 @@
-"""Growth operators: map a trained small :class:`LetterCounter` onto a bigger one (spec growth.md §1.3, §4.2).
+"""Growth operators: map a trained small :class:`LetterCounter` onto a bigger one.
 
 ``grow(small, operator, big_cfg, big_seeds)`` first builds ``LetterCounter(big_cfg, big_seeds)``: the
 fresh PyTorch-default init from the full-size seeds, which is exactly the scratch arm's init, so every

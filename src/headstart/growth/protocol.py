@@ -14,10 +14,10 @@ A *run* is (track, d_model, operator, opt_mode) with R replicates; all R train a
   original; ``grow``: Adam moments mapped with the parameters), then ``epochs_large`` epochs (phase
   ``large``). ``msg_mask`` ramps its masks linearly from 0 to 1 over ``msg_ramp_steps`` steps.
 
-Pairing (spec growth.md §4.1): replicate r draws three seeds from (base_seed, r): ``small`` (the
-small model's init and dropout), ``full`` (the full-size init, shared by the scratch model and the
-fresh part of the grown model, and its dropout) and ``data`` (the shuffling order of every global
-epoch, shared by all arms). Every random draw of a member comes from its own generators, so an
+Pairing (the arms of one replicate are compared with each other): replicate r draws three seeds
+from (base_seed, r): ``small`` (the small model's init and dropout), ``full`` (the full-size init,
+shared by the scratch model and the fresh part of the grown model, and its dropout) and ``data``
+(the shuffling order of every global epoch, shared by all arms). Every random draw of a member comes from its own generators, so an
 ensemble of E equals its E members run one by one (tests/test_growth_protocol.py).
 
 Training: Adam(lr) with defaults, no schedule or weight decay; shuffled batches of ``batch_size``
@@ -72,7 +72,8 @@ from headstart.train.checkpoint import finalize, fingerprint, load_checkpoint, s
 from headstart.train.device import pick_device
 
 __all__ = ["TRACKS", "COLUMNS", "DEFAULTS", "RUN_OPERATORS", "Settings", "replicate_seeds", "model_configs",
-           "transfer_flops", "evaluate", "chunk_size", "chunk_checkpoints", "remove_checkpoints", "run"]
+           "transfer_flops", "evaluate", "split_validation", "chunk_size", "chunk_checkpoints", "remove_checkpoints",
+           "run"]
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +357,24 @@ class _Run:
             offset += n_epochs
         df = pd.DataFrame(self.rows, columns=COLUMNS)
         return df.astype({"d_model": "int64", "replicate": "int64", "epoch": "float64"})
+
+
+def split_validation(train_x: torch.Tensor, train_y: torch.Tensor, n_val: int,
+                     path: str | os.PathLike = "the training file") -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
+    """(train, val): the last ``n_val`` lines of the training data held out for validation (the
+    corrected track; config ``growth.corrected.val_lines``), the rest kept for training. ``n_val = 0``
+    gives val None. An ``n_val`` that leaves no training line raises an error naming the config key
+    and ``path``, the file the lines came from."""
+    n = len(train_x)
+    if len(train_y) != n:
+        raise ValueError(f"{path}: {n} inputs but {len(train_y)} labels")
+    if n_val < 0:
+        raise ValueError(f"growth.corrected.val_lines = {n_val} must be >= 0 (lines of {path} held out)")
+    if n_val >= n:
+        raise ValueError(f"growth.corrected.val_lines = {n_val} leaves no training lines in {path} ({n} lines)")
+    train = (train_x[: n - n_val], train_y[: n - n_val])
+    val = (train_x[n - n_val:], train_y[n - n_val:]) if n_val else None
+    return train, val
 
 
 def _digest(x: torch.Tensor, y: torch.Tensor) -> str:

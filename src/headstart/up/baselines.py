@@ -1,5 +1,5 @@
 """The Markov baseline table of the UP study (rule ``up_markov``): our order-0..5 trained and
-in-context Markov models next to the numbers the original repository stored (spec up.md §4).
+in-context Markov models next to the numbers the original repository stored.
 
 Trained Markov models are fitted on enwik8 train, λ chosen on val, scored on test (the original's
 ``MARKOV``). The in-context model (``MARKOV_CTX``) fits a fresh model inside every 512-byte window
@@ -16,7 +16,7 @@ from headstart.up import markov
 
 __all__ = ["SPEC_MARKOV", "SPEC_MARKOV_CTX", "markov_table", "markov_markdown"]
 
-# The original repository's stored constants (best order; bits per byte), spec up.md §4.
+# The original repository's stored constants (best order; bits per byte).
 SPEC_MARKOV_CTX = {"wp": 4.81, "german": 4.48, "code": 4.49, "linux": 4.34, "champ": 2.42, "dyck": 1.16,
                    "ndfa": 0.37, "toy": 1.97, "toy2": 1.68, "bits": 1.19, "bitsrep": 0.69, "bitsflip": 1.01,
                    "aut": 1.16}

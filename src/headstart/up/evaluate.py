@@ -15,12 +15,15 @@
 ``model(x)`` maps (B, T) int64 byte ids to (B, T, ≥256) logits; only the first 256 channels are
 used. The model is put in eval mode unless ``dropout=True`` (the original never called
 ``model.eval()``). Results: ``bits``, ``ci_low``, ``ci_high``, ``n_scored``, ``forward_passes``
-(sequences fed), ``protocol``.
+(sequences fed), ``protocol``. :func:`evaluate_sets` scores a dict of named sets, as the UP training
+rules log them; :func:`load_eval_sets` reads those sets from their files.
 """
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 from headstart.data.bytes import strided_windows
 from headstart.stats import t_ci
 
-__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "evaluate_sets"]
+__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "evaluate_sets", "load_eval_sets"]
 
 LOG2E = 1.0 / math.log(2.0)
 PROTOCOLS = ("all_positions", "random_targets", "random_targets_faithful")
@@ -156,3 +159,26 @@ def evaluate_sets(model, sets: dict[str, np.ndarray], context: int, *, protocol:
                                     pad_bug=faithful, dropout=faithful)
         out.update({f"{name}_bits": r["bits"], f"{name}_bits_lo": r["ci_low"], f"{name}_bits_hi": r["ci_high"]})
     return out
+
+
+def _read_bytes(path: str | os.PathLike) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: evaluation set not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"{path}: evaluation set is empty")
+    return data
+
+
+def load_eval_sets(files: list[str | os.PathLike], *, wp: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """The evaluation sets of the UP training rules: name (the file's stem) → its bytes, plus ``wp``
+    (enwik8 validation) when given. A missing or empty file, or two sets of one name, raises an
+    error naming the file."""
+    named = [(Path(f).stem, f) for f in files] + ([("wp", wp)] if wp is not None else [])
+    sets: dict[str, np.ndarray] = {}
+    for name, path in named:
+        if name in sets:
+            raise ValueError(f"{path}: a second evaluation set named {name!r}")
+        sets[name] = _read_bytes(path)
+    return sets

@@ -1,4 +1,4 @@
-"""Fine-tune on real bytes from a UP checkpoint or from scratch (rule ``up_finetune``; spec up.md §2.8).
+"""Fine-tune on real bytes from a UP checkpoint or from scratch (rules ``up_finetune`` and ``up_budget``).
 
 ``init='up'`` starts from a pre-trained :class:`UPModel` (weights from ``pretrained``);
 ``init='scratch'`` is the same architecture with a fresh init (the training seed), trained with the
@@ -20,6 +20,10 @@ Batches are random windows of the (fractional) training bytes, deterministic per
 (:func:`headstart.data.bytes.batch_at`). Evaluation: zero-shot-style bits per byte
 (:func:`headstart.up.evaluate.bits_all_positions`) on the validation split and every
 out-of-distribution set, logged as ``<set>_bits``.
+
+Budget splits (rule ``up_budget``, :func:`budget_split`): a budget of ``total_units`` units of
+``unit_steps`` updates; a split spends ``pre_units`` of them on UP pre-training and fine-tunes for the
+rest. ``pre_units = 0`` is the scratch arm with fresh moments.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from headstart.train.loop import TrainConfig, train
 from headstart.up.evaluate import evaluate_sets
 from headstart.up.model import UPConfig, UPModel
 
-__all__ = ["INITS", "OPT_MODES", "load_pretrained", "finetune"]
+__all__ = ["INITS", "OPT_MODES", "load_pretrained", "budget_split", "finetune"]
 
 INITS = ("up", "scratch")
 OPT_MODES = ("reload", "reset")
@@ -49,6 +53,21 @@ def load_pretrained(path: str | os.PathLike) -> dict:
         if key not in state:
             raise ValueError(f"{path} is not a UP pre-training result (no {key!r}); expected the model.pt of up_pretrain")
     return state
+
+
+def budget_split(pre_units: int, total_units: int, unit_steps: int, opt: str) -> tuple[str, str, int]:
+    """(init, opt, fine-tuning steps) of the split that spends ``pre_units`` of ``total_units`` budget
+    units on UP pre-training: ``(total_units - pre_units) * unit_steps`` steps, from the UP model with
+    optimizer mode ``opt`` (config ``up.budget.opt``), or, for ``pre_units == 0``, from scratch with
+    fresh moments ('scratch', 'reset')."""
+    if unit_steps < 1:
+        raise ValueError(f"up.budget.unit_steps must be >= 1, got {unit_steps}")
+    if not 0 <= pre_units < total_units:
+        raise ValueError(f"pre_units = {pre_units} must be in 0..up.budget.total_units - 1 = {total_units - 1}")
+    if opt not in OPT_MODES:
+        raise ValueError(f"up.budget.opt must be one of {OPT_MODES}, got {opt!r}")
+    steps = (total_units - pre_units) * unit_steps
+    return ("up", opt, steps) if pre_units else ("scratch", "reset", steps)
 
 
 def finetune(init: str, opt: str, pretrained: str | os.PathLike, train_bytes: np.ndarray, *, frac: float = 1.0,

@@ -1,6 +1,6 @@
 """Markov-chain baselines of the `up` study, in bits per byte over the 256-byte alphabet.
 
-Two baselines (spec up.md sections 3 and 4):
+Two baselines, the original repository's ``MARKOV`` and ``MARKOV_CTX``:
 
 - **Trained** (`MARKOV`): an order-k model counted on the training split (:func:`fit`), scored
   on held-out bytes (:func:`bits_per_byte`); :func:`select_and_score` picks the smoothing λ per

@@ -8,7 +8,9 @@ number of training instances seen drives progressive depth (:meth:`UPModel.set_p
 
 Evaluation (every ``eval_every`` updates and at the end): zero-shot bits per byte of
 :func:`headstart.up.evaluate.bits_all_positions` on each evaluation set (at most ``eval_bytes``
-bytes of each), logged as ``<set>_bits``.
+bytes of each), logged as ``<set>_bits``. The loop's ``time_s`` rows (wall seconds of training,
+carried across a resume in the checkpoint) are the pre-training cost that rule ``up_report`` reads
+(:mod:`headstart.up.cost`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from headstart.up.evaluate import evaluate_sets
 from headstart.up.model import UPConfig, UPModel
 from headstart.up.sample import load_shard
 
-__all__ = ["ShardBatches", "pretrain", "save_model"]
+__all__ = ["ShardBatches", "pretrain", "save_model", "snapshot_paths"]
 
 
 class ShardBatches:
@@ -100,6 +102,18 @@ def pretrain(shards: list[str | os.PathLike], context: int, model_cfg: dict, tra
     df.attrs["train_tokens"] = batches.instances(tc.steps) * (context - 1)
     df.attrs["peak_lr"] = tc.lr
     return df, model
+
+
+def snapshot_paths(files: list[str | os.PathLike]) -> dict[int, str | os.PathLike]:
+    """Update step → path for snapshot files named ``model_s<step>.pt`` (the ``snapshots`` of
+    :func:`pretrain`); a file not named so raises an error naming it."""
+    out = {}
+    for f in files:
+        digits = Path(f).stem.removeprefix("model_s")
+        if not Path(f).stem.startswith("model_s") or not digits.isdigit():
+            raise ValueError(f"{f}: a pre-training snapshot must be named model_s<step>.pt")
+        out[int(digits)] = f
+    return out
 
 
 def save_model(model: UPModel, path: str | os.PathLike, checkpoint: str | os.PathLike | None = None,

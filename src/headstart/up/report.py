@@ -1,7 +1,9 @@
 """Figures, tables and claims of the UP study, from the tidy tables of its rules (rule ``up_report``).
 
 Inputs: pre-training metrics per source (``results/up/pretrain/<source>/metrics.parquet``), the
-Markov table (``results/up/markov.csv``), the fine-tuning runs and the sampling cost records.
+Markov table (``results/up/markov.csv``), the fine-tuning runs and the sampling cost records. Wall
+times come from the training metrics (``time_s``) and the cost records, never from benchmark files
+(:mod:`headstart.up.cost`).
 Bits per byte carry the 95% CIs of :func:`headstart.up.evaluate.bits_all_positions` (windows as
 clusters: uncertainty over the evaluation data). Fine-tuning runs repeat per training seed
 (``up.finetune.seeds``); with two or more seeds, means over seeds and differences between arms
@@ -19,6 +21,7 @@ from headstart import plotting
 from headstart.claims import Claim
 from headstart.io import markdown_table
 from headstart.stats import t_ci, verdict
+from headstart.up.cost import split_wall_times
 from headstart.up.evaluate import chance_bits
 
 __all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_shot_figure", "curves_figure",
@@ -221,19 +224,16 @@ def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[C
 
 def budget_table(runs: pd.DataFrame, cost: dict[str, dict[str, float]]) -> pd.DataFrame:
     """One row per (source, pre_units): final enwik8 val bits [CI] and the split's wall time without
-    and with sampling. ``cost``: source → {'pre_s_per_step', 'sample_s_per_row', 'batch_size'}."""
+    and with sampling (:func:`headstart.up.cost.split_wall_times`). ``cost``: source →
+    {'pre_s_per_step', 'sample_s_per_row', 'batch_size'} (:func:`headstart.up.cost.budget_costs`)."""
     rows = []
     for (src, pre), g in runs.groupby(["source", "pre_units"]):
         last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
-        c = cost.get(src, {})
-        unit = int(g["unit_steps"].iloc[0])
-        pre_steps = int(pre) * unit
-        pre_s = pre_steps * c.get("pre_s_per_step", 0.0)
-        sample_s = pre_steps * c.get("batch_size", 0) * c.get("sample_s_per_row", 0.0)
-        ft_s = float(last.get("time_s", 0.0))
+        without, with_sampling = split_wall_times(int(pre), int(g["unit_steps"].iloc[0]),
+                                                  float(last.get("time_s", 0.0)), cost.get(src, {}))
         rows.append({"source": src, "pre_units": int(pre), "total_units": int(g["total_units"].iloc[0]),
                      "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"]),
-                     "time_s": ft_s + pre_s, "time_with_sampling_s": ft_s + pre_s + sample_s})
+                     "time_s": without, "time_with_sampling_s": with_sampling})
     return pd.DataFrame(rows).sort_values(["source", "pre_units"], ignore_index=True)
 
 
