@@ -1,5 +1,6 @@
-"""The workflow end to end: config validation, DAGs of every profile, and a training job killed
-with SIGKILL that Snakemake re-runs and that resumes to the same metrics as an uninterrupted run."""
+"""The workflow end to end: config validation, DAGs of every profile, the threads a job gets, and a
+training job killed with SIGKILL that Snakemake re-runs and that resumes to the same metrics as an
+uninterrupted run. Every test here starts Snakemake: slow (`pytest -m slow`)."""
 from __future__ import annotations
 
 import os
@@ -16,8 +17,10 @@ import pytest
 from conftest import REPO
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "profiles",
-                  "envs", "report"]
+                  "envs", "report", "src"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.slow
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -30,13 +33,19 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True, **kw) -> subproc
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A private copy of the workflow, so runs here never touch the repository's results/."""
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(REPO, tmp_path)
     return tmp_path
 
 
-@pytest.mark.parametrize("profile", [None, "profiles/smoke", "profiles/slurm"])
+def copy_workflow(src: Path, dst: Path) -> None:
+    for name in WORKFLOW_FILES:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src / name, dst / name)
+
+
+@pytest.mark.parametrize("profile", [None, "profiles/local", "profiles/smoke", "profiles/slurm"])
 def test_dry_run_shows_the_dag(profile):
     args = ["-n", "--forceall", "--quiet", "rules"] + (["--profile", profile] if profile else [])
     out = snakemake(*args).stdout
@@ -96,6 +105,18 @@ def test_training_jobs_ask_for_a_gpu_unless_the_device_is_cpu(device, gpus):
     assert "gpu=" not in resources("up_evalset")                 # a CPU rule never asks
 
 
+def test_torch_uses_the_threads_the_rule_was_given(workdir):
+    """Inside real jobs: a rule's threads (as the profile sets them) are torch's threads."""
+    targets = ["results/up/evalsets/dyck.u8", "results/up/evalsets/bits.u8"]
+    snakemake("--profile", "profiles/smoke", "--cores", "2", "--set-threads", "up_evalset=2", "--", targets[0],
+              cwd=workdir)
+    snakemake("--profile", "profiles/smoke", "--cores", "2", "--", targets[1], cwd=workdir)
+    two = (workdir / "logs/up/evalset/dyck.log").read_text()
+    one = (workdir / "logs/up/evalset/bits.log").read_text()
+    assert "job threads: 2, torch threads: 2" in two, two
+    assert "job threads: 1, torch threads: 1" in one, one
+
+
 def _children(pid: int) -> list[int]:
     """All descendants of a process (Linux /proc)."""
     out, todo = [], [pid]
@@ -153,9 +174,7 @@ def test_training_job_killed_with_sigkill_resumes_to_identical_metrics(workdir):
     # The same run, uninterrupted, in a fresh copy.
     fresh = workdir / "fresh"
     fresh.mkdir()
-    for name in WORKFLOW_FILES:
-        src = workdir / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, fresh / name)
+    copy_workflow(workdir, fresh)
     shutil.copy(workdir / "longer.yaml", fresh / "longer.yaml")
     snakemake(*args, cwd=fresh)
     want = pd.read_parquet(fresh / target)

@@ -1,0 +1,120 @@
+"""A change re-runs only what it touches: on a finished smoke run (in a private copy), each change
+below schedules exactly the jobs that read the changed value or execute the changed code
+(README, "What re-runs"). Starts Snakemake: slow."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from headstart.workflow import script_code
+from conftest import REPO
+from test_workflow import copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+SMOKE = ["--profile", "profiles/smoke"]
+REPORT_RULES = {"reference_report", "growth_report", "up_report", "up_markov", "data_manifest", "claims", "all"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """The whole smoke DAG, run once to the end in a private copy of the workflow."""
+    root = tmp_path_factory.mktemp("finished")
+    copy_workflow(REPO, root)
+    snakemake(*SMOKE, cwd=root)
+    assert snakemake(*SMOKE, "-n", cwd=root).stdout.count("rule ") == 0, "a finished run still has jobs to do"
+    return root
+
+
+def planned(root: Path, *extra: str) -> dict[str, set[str]]:
+    """Rule -> output files that a dry run on ``root`` would (re)create, with ``extra`` arguments."""
+    out = snakemake(*SMOKE, "-n", *extra, cwd=root).stdout
+    jobs: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if not m:
+            continue
+        outputs = re.search(r"^\s+output: (.*)$", block, re.M)
+        jobs.setdefault(m.group(1), set()).update(outputs.group(1).split(", ") if outputs else [])
+    return jobs
+
+
+def with_config(root: Path, name: str, text: str) -> list[str]:
+    """Arguments that add a config file on top of the smoke parameters."""
+    (root / name).write_text(text)
+    return ["--configfile", "profiles/smoke/params.yaml", name]
+
+
+def test_a_new_finetuning_seed_schedules_only_its_runs_and_the_report(finished):
+    jobs = planned(finished, *with_config(finished, "seed.yaml", "up:\n  finetune:\n    seeds: [0, 1, 2]\n"))
+    assert set(jobs) == {"up_finetune", "up_report", "claims", "up", "all"}, sorted(jobs)
+    runs = jobs["up_finetune"]
+    assert runs and all(f.endswith(".s2.parquet") for f in runs), sorted(runs)
+    # every source, arm and fraction of the new seed: 3 arms x 2 fractions + 2 x 5 ablation pairs, less repeats
+    assert len(runs) == len({re.sub(r"\.s\d+\.", ".", f) for f in runs})
+    assert len(runs) >= 6
+
+
+@pytest.mark.parametrize("study, text", [
+    ("growth", "growth:\n  claim_min_size: 16\n"),
+    ("growth", "growth:\n  reproduction_tolerance: 5.0\n"),
+    ("reference", "reference:\n  train:\n    equivalence_margin_bpb: 0.05\n"),
+    ("reference", "reference:\n  parity:\n    logits_atol: 2.0e-5\n"),
+])
+def test_a_claim_threshold_schedules_only_its_report_and_the_ledger(finished, study, text):
+    jobs = planned(finished, *with_config(finished, "threshold.yaml", text))
+    assert set(jobs) == {f"{study}_report", "claims", study, "all"}, sorted(jobs)
+
+
+def test_a_new_growth_size_schedules_only_its_runs_and_the_report(finished):
+    jobs = planned(finished, *with_config(finished, "size.yaml", "growth:\n  sizes: [16, 32, 8]\n"))
+    assert set(jobs) == {"growth_run", "growth_report", "claims", "growth", "all"}, sorted(jobs)
+    assert jobs["growth_run"] and all("/d8/" in f for f in jobs["growth_run"]), sorted(jobs["growth_run"])
+
+
+def _edit(root: Path, rel: str, tail: str):
+    """Append to a file; give back a function that restores its text and its mtime."""
+    path = root / rel
+    text, stat = path.read_text(), path.stat()
+    path.write_text(text + tail)
+
+    def restore():
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return restore
+
+
+def test_editing_a_plotting_function_schedules_only_report_rules(finished):
+    restore = _edit(finished, "src/headstart/plotting.py", "\n\ndef _edited():\n    return 1\n")
+    try:
+        jobs = planned(finished)
+    finally:
+        restore()
+    assert jobs, "editing plotting.py scheduled nothing"
+    assert set(jobs) <= REPORT_RULES | {"reference", "growth", "up"}, sorted(jobs)
+    assert {"growth_report", "up_report", "reference_report"} <= set(jobs)
+    assert planned(finished) == {}, "restoring the file did not restore the finished state"
+
+
+def test_editing_the_transformer_schedules_the_jobs_whose_scripts_use_it(finished):
+    root = finished
+    rule_script = {}
+    for smk in (root / "rules").glob("*.smk"):
+        for m in re.finditer(r"^rule (\w+):.*?\"\.\./scripts/(\w+)\.py\"", smk.read_text(), re.S | re.M):
+            rule_script[m.group(1)] = m.group(2)
+    module = "src/headstart/models/transformer.py"
+    users = {rule for rule, script in rule_script.items()
+             if module in script_code(root / "scripts" / f"{script}.py", root / "src")}
+    assert {"reference_dropin", "up_pretrain", "growth_run"} <= users
+    restore = _edit(root, module, "\n# edited\n")
+    try:
+        jobs = planned(root)
+    finally:
+        restore()
+    direct = {rule for rule in jobs if rule in users}
+    assert direct == users & set(jobs) and users <= set(jobs), (sorted(users), sorted(jobs))
+    # whatever else re-runs is downstream of those jobs, never a data set or an evaluation set
+    assert not {rule for rule in jobs if rule.startswith("data_") or rule in ("up_evalset", "up_evalfile")}, sorted(jobs)
