@@ -11,13 +11,11 @@
 # - code(script): a job's inputs include the package modules its script imports, so editing one
 #   re-runs exactly the jobs that execute it (headstart.workflow).
 import os
+import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 
-from snakemake.utils import validate as _v
-class ConfigError(Exception): pass
-def validate_workflow_config(c, s): _v(c, str(s), set_default=True)
+from headstart.config import ConfigError, validate_workflow_config
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
 from headstart.workflow import script_code
@@ -28,7 +26,7 @@ STUDIES = ["reference", "growth", "up"]
 try:
     validate_workflow_config(config, Path(workflow.basedir) / "config.schema.yaml")
 except ConfigError as err:
-    raise WorkflowError(f"invalid configuration: {err}") from None
+    sys.exit(f"invalid configuration (nothing was run):\n{err}")
 
 
 # --------------------------------------------------------------------------------------- shape

@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from headstart.config import ConfigError
 from headstart.models.bert import Bert, BertConfig
 from headstart.models.ensemble import EnsembleLinear, clip_grad_norm_per_model, per_model_grad_norms
 from headstart.models.gpt import GPT, GPTConfig
 from headstart.models.posenc import default_positions, sinusoidal_table
-from headstart.models.transformer import SelfAttention, Transformer, TransformerConfig, get_activation, sdpa_mask
+from headstart.models.transformer import (SelfAttention, Transformer, TransformerConfig, get_activation,
+                                          is_activation, sdpa_mask)
 
 V = 37
 
@@ -202,6 +204,10 @@ def test_activations_values():
     assert torch.allclose(get_activation("sigmoid")(x), torch.sigmoid(x))
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         get_activation("swish")
+    assert all(is_activation(a) for a in ("relu", "gelu", "gelu_tanh", "sign", "sigmoid", "sigmoid3"))
+    assert not any(is_activation(a) for a in ("swish", "sigmoidx", "tanh", ""))
+    with pytest.raises(ConfigError, match=r"^GPTConfig.activation: expected one of relu, .*, got 'swish'"):
+        GPTConfig(activation="swish")
 
 
 @pytest.mark.parametrize("act", ["relu", "gelu", "gelu_tanh", "sign", "sigmoid2"])
@@ -353,15 +359,15 @@ def test_input_errors():
 def test_config_from_dict_rejects_unknown_keys():
     cfg = GPTConfig.from_dict({"n_layer": 2, "n_head": 2, "n_embd": 16, "vocab_size": 11, "block_size": 8})
     assert cfg.n_layer == 2 and cfg.final_norm is True
-    with pytest.raises(ValueError, match="unknown key 'n_layers' for GPTConfig"):
+    with pytest.raises(ConfigError, match=r"^GPTConfig.n_layers: unknown key for GPTConfig \(did you mean 'n_layer'\?\)"):
         GPTConfig.from_dict({"n_layers": 2})
-    with pytest.raises(ValueError, match="unknown key 'hidden_size' for BertConfig"):
+    with pytest.raises(ConfigError, match="^BertConfig.hidden_size: unknown key for BertConfig"):
         BertConfig.from_dict({"hidden_size": 2})
-    with pytest.raises(ValueError, match="norm must be one of"):
+    with pytest.raises(ConfigError, match="^TransformerConfig.norm: expected one of 'pre', 'post', 'none', got 'middle'"):
         TransformerConfig.from_dict({"norm": "middle"})
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ConfigError, match="^GPTConfig.n_head: expected a divisor of n_embd = 10, got 3"):
         GPTConfig(n_embd=10, n_head=3)
-    with pytest.raises(ValueError, match="head must be one of"):
+    with pytest.raises(ConfigError, match="^BertConfig.head: expected one of 'mlm', 'none', got 'nsp'"):
         BertConfig(head="nsp")
     assert BertConfig.from_dict(BertConfig(n_layer=3).to_dict()) == BertConfig(n_layer=3)
 

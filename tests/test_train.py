@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from headstart.config import ConfigError
 from headstart.train import (
     NonFiniteLossError,
     TrainConfig,
@@ -82,25 +83,28 @@ def metric(df: pd.DataFrame, name: str) -> pd.Series:
 
 # ----------------------------------------------------------------------------------------- config
 def test_config_rejects_unknown_key_by_name():
-    with pytest.raises(ValueError, match=r"'warmup'.*did you mean 'warmup_steps'"):
+    with pytest.raises(ConfigError, match=r"^TrainConfig.warmup: unknown key.*did you mean 'warmup_steps'"):
         TrainConfig.from_dict({"steps": 3, "warmup": 2})
 
 
 @pytest.mark.parametrize(
     "bad, match",
     [
-        ({"amp": "fp16"}, "amp"),
-        ({"schedule": "linear"}, "schedule"),
-        ({"lr": "1e-3"}, "lr must be a number"),
-        ({"grad_accum": 0}, "grad_accum"),
-        ({"clip_norm": 0}, "clip_norm"),
-        ({"steps": 2.5}, "steps must be an integer"),
-        ({"betas": [0.9]}, "betas"),
-        ({"progress": "yes"}, "progress"),
+        ({"amp": "fp16"}, "TrainConfig.amp: expected one of 'auto', 'bf16', 'off', got 'fp16'"),
+        ({"schedule": "linear"}, "TrainConfig.schedule: expected one of 'cosine', 'constant'"),
+        ({"lr": "1e-3"}, r"TrainConfig.lr: expected a number > 0, got '1e-3'"),
+        ({"lr": float("inf")}, r"TrainConfig.lr: expected a number > 0, got inf"),
+        ({"grad_accum": 0}, r"TrainConfig.grad_accum: expected an integer >= 1, got 0"),
+        ({"clip_norm": 0}, r"TrainConfig.clip_norm: expected a number > 0 or null, got 0"),
+        ({"steps": 2.5}, r"TrainConfig.steps: expected an integer >= 0, got 2.5"),
+        ({"betas": [0.9]}, r"TrainConfig.betas: expected a list of 2 numbers in \[0, 1\), got \[0.9\]"),
+        ({"betas": [0.9, 1.0]}, r"TrainConfig.betas: expected a list of 2 numbers in \[0, 1\)"),
+        ({"progress": "yes"}, "TrainConfig.progress: expected true or false, got 'yes'"),
+        ({"seed": 2**32}, r"TrainConfig.seed: expected an integer in \[0, 4294967296\)"),
     ],
 )
 def test_config_validation(bad, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match="^" + match):
         TrainConfig.from_dict(bad)
 
 

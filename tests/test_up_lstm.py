@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from headstart.config import ConfigError
 from headstart.up.lstm import BatchedLSTM, LSTMConfig, LSTMGen, LSTMSource
 
 SMALL = dict(emb=16, hidden=32, n_layers=2, context=48, rows_per_call=8, buffer_mult=4, reset=(2, 2))
@@ -101,11 +102,11 @@ def test_seeded_and_resumable():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="multiple of n_models"):
+    with pytest.raises(ConfigError, match="^LSTMConfig.rows_per_call: expected a multiple of n_models = 4, got 10"):
         LSTMConfig(rows_per_call=10, n_models=4)
-    with pytest.raises(ValueError, match="impl"):
+    with pytest.raises(ConfigError, match="^LSTMConfig.impl: expected one of 'batched', 'faithful', got 'fast'"):
         LSTMConfig(impl="fast")
-    with pytest.raises(ValueError, match="unknown key 'layers' for LSTMConfig"):
+    with pytest.raises(ConfigError, match="^LSTMConfig.layers: unknown key for LSTMConfig"):
         LSTMConfig.from_dict({"layers": 2})
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from headstart.config import ConfigError
 from headstart.up.model import GatedBlock, UPConfig, UPModel, depth_from_width, heads_for
 
 
@@ -67,8 +68,8 @@ def test_trains_and_rejects_bad_config():
         opt.zero_grad(); loss.backward(); opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    with pytest.raises(ValueError, match="divisible by heads"):
+    with pytest.raises(ConfigError, match="^UPConfig.width: expected a multiple of heads = 32"):
         UPConfig(width=100, min_heads=32)
-    with pytest.raises(ValueError, match="unknown key 'widht'"):
+    with pytest.raises(ConfigError, match=r"^UPConfig.widht: unknown key for UPConfig \(did you mean 'width'\?\)"):
         UPConfig.from_dict({"widht": 3})
     assert isinstance(small().transformer.h[3], GatedBlock)

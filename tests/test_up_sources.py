@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from headstart.config import ConfigError
 from headstart.up.sources import (
     SOURCES, NdfaSource, PointwiseSource, TransformerSource, TransformerSourceConfig, UniformSource,
     idmask_keep, make_source,
@@ -246,7 +247,7 @@ def test_buffered_direct_source():
 
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_bad_config_key_names_the_key(name):
-    with pytest.raises(ValueError, match="unknown key 'no_such_knob'.*valid keys: .*context"):
+    with pytest.raises(ConfigError, match=r"\.no_such_knob: unknown key for \w+Config; valid keys: .*context"):
         make_source(name, {"no_such_knob": 1})
 
 
@@ -257,11 +258,11 @@ def test_registry_and_bad_values():
            ({"temperature": (2.0, 1.0)}, "temperature"), ({"heads": 5}, "heads"),
            ({"nonlinearity": "tanh"}, "nonlinearity"), ({"buffer_mult": 0}, "buffer_mult")]
     for cfg, key in bad:
-        with pytest.raises(ValueError, match=rf"TransformerSourceConfig\.{key}"):
+        with pytest.raises(ConfigError, match=rf"^TransformerSourceConfig\.{key}: expected"):
             make_source("transformer", {**TINY, **cfg})
-    with pytest.raises(ValueError, match="concentration"):
+    with pytest.raises(ConfigError, match="^PointwiseConfig.concentration: expected a positive multiple of 0.5, got 0.3"):
         make_source("pointwise", {"concentration": 0.3})
-    with pytest.raises(ValueError, match="max_states"):
+    with pytest.raises(ConfigError, match="^NdfaConfig.max_states: expected at least min_states = 4, got 3"):
         make_source("ndfa", {"min_states": 4, "max_states": 3})
 
 

@@ -5,7 +5,7 @@ run) built from :class:`headstart.models.ensemble.EnsembleLinear`, so 100 repeat
 batched computation. Every random draw of member e (init, dropout) comes from member e's own
 generators, so an ensemble of E gives exactly the E separate runs with the same seeds.
 
-The architecture is the original BUS model (``transfer.py`` at cfc0daa; spec growth.md §1.1):
+The architecture is the original BUS model (``transfer.py`` at cfc0daa):
 
 * ``nn.Embedding(27, d_model)`` plus a positional encoding (``pe``, (E, 20, d_model));
 * ``n_layers`` single-head, bidirectional layers without LayerNorm:
@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from headstart.config import Config, knob
 from headstart.models.ensemble import EnsembleLinear
-from headstart.models.transformer import ConfigMixin
 
 VOCAB = 27        # a..z = 0..25, space = 26
 N_CLASSES = 3     # min(2, earlier occurrences)
@@ -43,25 +44,15 @@ SEQ_LEN = 20
 
 
 @dataclass(frozen=True)
-class LCConfig(ConfigMixin):
-    d_model: int
-    d_internal: int
-    n_layers: int = 1
-    pos: str = "bus_sinusoid"      # bus_sinusoid | sinusoidal | learned
-    attn_scale: str = "d_model"    # d_model (original: 1/sqrt(d_model)) | d_internal (standard)
-    dropout: float = 0.5
-    dtype: str = "float64"         # float64 (faithful) | float32
+class LCConfig(Config):
+    d_model: int = knob(ge=1)
+    d_internal: int = knob(ge=1)
+    n_layers: int = knob(1, ge=1)
+    pos: Literal["bus_sinusoid", "sinusoidal", "learned"] = "bus_sinusoid"
+    attn_scale: Literal["d_model", "d_internal"] = "d_model"  # d_model (original: 1/sqrt(d_model)) | d_internal (standard)
+    dropout: float = knob(0.5, ge=0, lt=1)
+    dtype: Literal["float64", "float32"] = "float64"  # float64 (faithful) | float32
     draw_unused_embedding: bool = True  # the original's unused nn.Embedding(20, d) consumes RNG draws
-
-    def __post_init__(self):
-        if self.pos not in ("bus_sinusoid", "sinusoidal", "learned"):
-            raise ValueError(f"pos must be bus_sinusoid, sinusoidal or learned, got {self.pos!r}")
-        if self.attn_scale not in ("d_model", "d_internal"):
-            raise ValueError(f"attn_scale must be d_model or d_internal, got {self.attn_scale!r}")
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if self.d_model < 1 or self.d_internal < 1 or self.n_layers < 1:
-            raise ValueError(f"sizes must be positive: {self}")
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -9,14 +9,18 @@ hidden states. The pooler (dense + tanh on the first token) is :meth:`Bert.poole
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from headstart.models.transformer import Activation, Transformer, TransformerConfig, flops_per_token, layer_norm
+from headstart.models.transformer import (Activation, NormKind, Transformer, TransformerConfig, flops_per_token,
+                                          layer_norm)
 
-HEADS = ("mlm", "none")
+BertHead = Literal["mlm", "none"]
+HEADS = typing.get_args(BertHead)
 
 
 @dataclass
@@ -26,19 +30,14 @@ class BertConfig(TransformerConfig):
     vocab_size: int = 30522
     block_size: int = 512
     causal: bool = False
-    norm: str = "post"
+    norm: NormKind = "post"
     embed_norm: bool = True
     type_vocab_size: int = 2
     activation: str = "gelu"
     ln_eps: float = 1e-12
-    head: str = "mlm"                   # 'mlm' (logits) | 'none' (last hidden states)
+    head: BertHead = "mlm"              # 'mlm' (logits) | 'none' (last hidden states)
     pooler: bool = False                # keep a pooler (dense + tanh on the first token)
     tie_weights: bool = True            # MLM decoder weight is transformer.wte.weight
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.head not in HEADS:
-            raise ValueError(f"BertConfig.head must be one of {HEADS}, got {self.head!r}")
 
 
 class MLMHead(nn.Module):

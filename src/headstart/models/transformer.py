@@ -13,16 +13,17 @@ Parameter names follow GPT-2 (``wte``, ``wpe``, ``h.N.ln_1``, ``h.N.attn.c_attn`
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from headstart.config import Config, knob
 from headstart.models.posenc import (
     POSITION_KINDS,
     LearnedPositions,
@@ -38,80 +39,55 @@ _SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
 
 # ----------------------------------------------------------------------------- config
 
-class ConfigMixin:
-    """``from_dict`` for config dataclasses: unknown keys are an error that names the key."""
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None = None, **overrides):
-        d = {**(d or {}), **overrides}
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in d if k not in names]
-        if unknown:
-            raise ValueError(
-                f"unknown key {unknown[0]!r} for {cls.__name__}"
-                + (f" (also {unknown[1:]})" if len(unknown) > 1 else "")
-                + f"; valid keys: {', '.join(names)}"
-            )
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+NormKind = Literal["pre", "post", "none"]
+PositionKind = Literal["learned", "sinusoidal", "rotary", "random_subset", "none"]
+assert typing.get_args(NormKind) == NORM_KINDS and typing.get_args(PositionKind) == POSITION_KINDS
 
 
 @dataclass
-class TransformerConfig(ConfigMixin):
-    vocab_size: int = 50257
-    block_size: int = 1024              # context length (rows of a learned position table)
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    d_ff: int | None = None             # MLP hidden width; None = 4 * n_embd
+class TransformerConfig(Config):
+    vocab_size: int = knob(50257, ge=1)
+    block_size: int = knob(1024, ge=1)  # context length (rows of a learned position table)
+    n_layer: int = knob(12, ge=1)
+    n_head: int = knob(12, ge=1)
+    n_embd: int = knob(768, ge=1)
+    d_ff: int | None = knob(None, ge=1)  # MLP hidden width; None = 4 * n_embd
     causal: bool = True
-    norm: str = "pre"                   # 'pre' | 'post' | 'none'
+    norm: NormKind = "pre"
     final_norm: bool | None = None      # ln_f after the last block; None = (norm == 'pre')
     embed_norm: bool = False            # LayerNorm on the summed embeddings (BERT)
-    pos: str = "learned"                # 'learned' | 'sinusoidal' | 'rotary' | 'random_subset' | 'none'
-    max_positions: int | None = None    # position-table rows; None = block_size (learned), 4x (random_subset)
-    rope_base: float = 10000.0          # base of the rotary / sinusoidal frequencies
-    type_vocab_size: int = 0            # token-type (segment) embeddings; 0 = none
-    padding_idx: int | None = None      # word-embedding row that gets no gradient from lookups (HF BERT pad)
+    pos: PositionKind = "learned"
+    max_positions: int | None = knob(None, ge=1)  # position-table rows; None = block_size (learned), 4x (random_subset)
+    rope_base: float = knob(10000.0, gt=0)  # base of the rotary / sinusoidal frequencies
+    type_vocab_size: int = knob(0, ge=0)  # token-type (segment) embeddings; 0 = none
+    padding_idx: int | None = knob(None, ge=0)  # word-embedding row that gets no gradient from lookups (HF BERT pad)
     activation: str = "gelu_tanh"       # relu | gelu | gelu_tanh | sign | sigmoidN
-    attn_scale: str | float = "sqrt"    # 'sqrt' = 1/sqrt(hs), 'linear' = 1/hs, or a float
-    embd_dropout: float = 0.0
-    resid_dropout: float = 0.0
-    attn_dropout: float = 0.0           # on attention probabilities (SDPA dropout_p, training only)
-    ln_eps: float = 1e-5
+    attn_scale: Literal["sqrt", "linear"] | float = knob("sqrt", gt=0)  # 1/sqrt(hs), 1/hs, or a number
+    embd_dropout: float = knob(0.0, ge=0, lt=1)
+    resid_dropout: float = knob(0.0, ge=0, lt=1)
+    attn_dropout: float = knob(0.0, ge=0, lt=1)  # on attention probabilities (SDPA dropout_p, training only)
+    ln_eps: float = knob(1e-5, gt=0)
     bias: bool = True                   # biases of Linear and LayerNorm
-    init_std: float = 0.02
+    init_std: float = knob(0.02, ge=0)
 
-    def __post_init__(self):
-        name = type(self).__name__
-        for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f"{name}.{key} must be a positive integer, got {getattr(self, key)!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"{name}: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.norm not in NORM_KINDS:
-            raise ValueError(f"{name}.norm must be one of {NORM_KINDS}, got {self.norm!r}")
-        if self.pos not in POSITION_KINDS:
-            raise ValueError(f"{name}.pos must be one of {POSITION_KINDS}, got {self.pos!r}")
-        if self.padding_idx is not None and not 0 <= self.padding_idx < self.vocab_size:
-            raise ValueError(f"{name}.padding_idx must be in [0, vocab_size), got {self.padding_idx!r}")
+    def check(self) -> None:
+        super().check()
+        self.expect(self.n_embd % self.n_head == 0, "n_head", f"a divisor of n_embd = {self.n_embd}")
+        self.expect(self.padding_idx is None or self.padding_idx < self.vocab_size, "padding_idx",
+                    f"null or an index below vocab_size = {self.vocab_size}")
         if self.final_norm is None:
-            self.final_norm = self.norm == "pre"
+            self.derive("final_norm", self.norm == "pre")
         if self.max_positions is None:
-            self.max_positions = 4 * self.block_size if self.pos == "random_subset" else self.block_size
-        if self.pos in ("learned", "random_subset") and self.max_positions < self.block_size:
-            raise ValueError(f"{name}.max_positions ({self.max_positions}) must be >= block_size ({self.block_size})")
-        if self.pos == "rotary" and self.head_dim % 2:
-            raise ValueError(f"{name}: rotary positions need an even head size, got {self.head_dim}")
-        if self.pos == "sinusoidal" and self.n_embd % 2:
-            raise ValueError(f"{name}: sinusoidal positions need an even n_embd, got {self.n_embd}")
-        get_activation(self.activation)  # raises on an unknown name
-        self.attention_scale()  # raises on a bad attn_scale
-        for key in ("embd_dropout", "resid_dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ValueError(f"{name}.{key} must be in [0, 1), got {getattr(self, key)!r}")
+            self.derive("max_positions", 4 * self.block_size if self.pos == "random_subset" else self.block_size)
+        if self.pos in ("learned", "random_subset"):
+            self.expect(self.max_positions >= self.block_size, "max_positions",
+                        f"at least block_size = {self.block_size}")
+        if self.pos == "rotary":
+            self.expect(self.head_dim % 2 == 0, "n_head", f"a head count giving an even head size "
+                        f"(rotary positions; n_embd = {self.n_embd})")
+        if self.pos == "sinusoidal":
+            self.expect(self.n_embd % 2 == 0, "n_embd", "an even number (sinusoidal positions)")
+        self.expect(is_activation(self.activation), "activation", ACTIVATIONS)
 
     @property
     def head_dim(self) -> int:
@@ -133,6 +109,14 @@ class TransformerConfig(ConfigMixin):
 
 
 # ----------------------------------------------------------------------------- activations
+
+ACTIVATIONS = "one of relu, gelu, gelu_tanh, sign or sigmoidN (sigmoid(x * 10^-N), e.g. sigmoid3)"
+
+
+def is_activation(name: str) -> bool:
+    """Whether :func:`get_activation` knows ``name``."""
+    return name in ("relu", "gelu", "gelu_tanh", "sign") or bool(isinstance(name, str) and _SIGMOID_RE.match(name))
+
 
 def get_activation(name: str):
     """The elementwise function called ``name``: relu, gelu (erf), gelu_tanh, sign, sigmoidN

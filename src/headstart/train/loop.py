@@ -26,19 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import math
 import sys
 import time
+import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from headstart.config import Config, knob
 
 from .checkpoint import CheckpointError, fingerprint, finalize, load_checkpoint, save_checkpoint
 from .device import pick_device, set_tf32
@@ -57,8 +59,10 @@ __all__ = [
     "fingerprint_data",
 ]
 
-SCHEDULES = ("cosine", "constant")
-AMP_MODES = ("auto", "bf16", "off")
+Schedule = Literal["cosine", "constant"]
+AmpMode = Literal["auto", "bf16", "off"]
+SCHEDULES = typing.get_args(Schedule)
+AMP_MODES = typing.get_args(AmpMode)
 #: TrainConfig fields that do not change the results and so are left out of the fingerprint.
 NON_RESULT_FIELDS = frozenset({"progress", "checkpoint_every"})
 
@@ -79,7 +83,7 @@ class NonFiniteLossError(FloatingPointError):
 
 # --------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Every knob of :func:`train`. Build from a config mapping with :meth:`from_dict`.
 
     steps            number of optimizer updates
@@ -103,43 +107,25 @@ class TrainConfig:
     progress         tqdm bar on stderr
     """
 
-    steps: int = 1000
-    lr: float = 3e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    warmup_steps: int = 0
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.1
-    grad_accum: int = 1
-    clip_norm: float | None = 1.0
-    amp: str = "auto"
-    checkpoint_every: int = 100
-    eval_every: int = 0
+    steps: int = knob(1000, ge=0)
+    lr: float = knob(3e-4, gt=0)
+    weight_decay: float = knob(0.1, ge=0)
+    betas: tuple[float, float] = knob((0.9, 0.95), ge=0, lt=1)
+    eps: float = knob(1e-8, gt=0)
+    warmup_steps: int = knob(0, ge=0)
+    schedule: Schedule = "cosine"
+    min_lr_ratio: float = knob(0.1, ge=0, le=1)
+    grad_accum: int = knob(1, ge=1)
+    clip_norm: float | None = knob(1.0, gt=0)
+    amp: AmpMode = "auto"
+    checkpoint_every: int = knob(100, ge=1)
+    eval_every: int = knob(0, ge=0)
     eval_at_start: bool = False
-    log_every: int = 1
-    seed: int = 0
+    log_every: int = knob(1, ge=1)
+    seed: int = knob(0, ge=0, lt=2**32)
     deterministic: bool = False
     tf32: bool = False
     progress: bool = True
-
-    # -- construction ---------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None = None, **overrides: Any) -> "TrainConfig":
-        """Build from a mapping (e.g. a config.yaml section); unknown keys raise a ValueError
-        that names them (with the closest valid key as a hint)."""
-        merged = {**dict(d or {}), **overrides}
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in merged if k not in valid]
-        if unknown:
-            parts = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), valid, n=1)
-                parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ValueError(
-                f"unknown TrainConfig key(s): {', '.join(parts)}; valid keys: {', '.join(valid)}"
-            )
-        return cls(**merged)
 
     @classmethod
     def coerce(cls, cfg: "TrainConfig | Mapping[str, Any]") -> "TrainConfig":
@@ -151,54 +137,12 @@ class TrainConfig:
         raise TypeError(f"expected a TrainConfig or a mapping, got {type(cfg).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = super().to_dict()
         d["betas"] = list(self.betas)
         return d
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
-
-    # -- validation -----------------------------------------------------------------------------
-    def __post_init__(self) -> None:
-        def num(name: str, *, integer: bool = False, optional: bool = False):
-            v = getattr(self, name)
-            if v is None and optional:
-                return None
-            ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-            if isinstance(v, bool) or not ok:
-                kind = "an integer" if integer else "a number"
-                raise ValueError(f"TrainConfig.{name} must be {kind}, got {type(v).__name__} {v!r}")
-            if not integer:
-                object.__setattr__(self, name, float(v))
-            return getattr(self, name)
-
-        def check(cond: bool, name: str, expected: str) -> None:
-            if not cond:
-                raise ValueError(f"TrainConfig.{name} must be {expected}, got {getattr(self, name)!r}")
-
-        check(num("steps", integer=True) >= 0, "steps", ">= 0")
-        check(num("lr") > 0 and math.isfinite(self.lr), "lr", "a positive finite number")
-        check(num("weight_decay") >= 0, "weight_decay", ">= 0")
-        check(num("eps") > 0, "eps", "> 0")
-        check(num("warmup_steps", integer=True) >= 0, "warmup_steps", ">= 0")
-        check(0.0 <= num("min_lr_ratio") <= 1.0, "min_lr_ratio", "in [0, 1]")
-        check(num("grad_accum", integer=True) >= 1, "grad_accum", ">= 1")
-        clip = num("clip_norm", optional=True)
-        check(clip is None or clip > 0, "clip_norm", "None (off) or > 0")
-        check(num("checkpoint_every", integer=True) >= 1, "checkpoint_every", ">= 1")
-        check(num("eval_every", integer=True) >= 0, "eval_every", ">= 0 (0 = only at the end)")
-        check(num("log_every", integer=True) >= 1, "log_every", ">= 1")
-        check(0 <= num("seed", integer=True) < 2**32, "seed", "in [0, 2**32)")
-        check(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
-        check(self.amp in AMP_MODES, "amp", f"one of {AMP_MODES}")
-        for name in ("eval_at_start", "deterministic", "tf32", "progress"):
-            check(isinstance(getattr(self, name), bool), name, "true or false")
-        betas = self.betas
-        ok = isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
-        )
-        check(ok, "betas", "two numbers in [0, 1)")
-        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
 
 
 # ------------------------------------------------------------------------------------- schedule

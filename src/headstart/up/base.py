@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from headstart.models.transformer import ConfigMixin
+from headstart.config import Config, knob
 from headstart.train.device import pick_device
 
 __all__ = ["VOCAB", "SourceConfig", "BufferedSource"]
@@ -20,28 +20,12 @@ __all__ = ["VOCAB", "SourceConfig", "BufferedSource"]
 VOCAB = 256
 
 
-def _check(ok: bool, cls: type, key: str, expected: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{cls.__name__}.{key} must be {expected}, got {value!r}")
-
-
-def _positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
 @dataclass(frozen=True)
-class SourceConfig(ConfigMixin):
+class SourceConfig(Config):
     """Fields every source shares: row length, rows per call and buffer size (× rows per call)."""
-    context: int = 512
-    rows_per_call: int = 104           # source batch (original: 2 × the target micro-batch 52)
-    buffer_mult: int = 0               # buffer rows = buffer_mult × rows_per_call; 0 = no buffer
-
-    def __post_init__(self):
-        cls = type(self)
-        for key in ("context", "rows_per_call"):
-            _check(_positive_int(getattr(self, key)), cls, key, "a positive integer", getattr(self, key))
-        _check(isinstance(self.buffer_mult, int) and self.buffer_mult >= 0, cls, "buffer_mult",
-               "an integer >= 0", self.buffer_mult)
+    context: int = knob(512, ge=1)
+    rows_per_call: int = knob(104, ge=1)  # source batch (original: 2 × the target micro-batch 52)
+    buffer_mult: int = knob(0, ge=0)      # buffer rows = buffer_mult × rows_per_call; 0 = no buffer
 
     @property
     def buffer_rows(self) -> int:

@@ -1,4 +1,4 @@
-"""The LSTM source of universal pre-training: random LSTMs iterated through a buffer (spec up.md §2.3).
+"""The LSTM source of universal pre-training: random LSTMs iterated through a buffer.
 
 A *source* holds a buffer of ``buffer_rows`` × ``context`` byte rows (initially constant rows: one
 random byte repeated). Each call
@@ -35,10 +35,12 @@ state (buffer + generator) checkpoints with :meth:`LSTMSource.state_dict`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
+from headstart.config import knob
 from headstart.sampling import sample_logits
 from headstart.train.device import set_tf32
 from headstart.up.base import VOCAB, BufferedSource, SourceConfig
@@ -49,40 +51,28 @@ __all__ = ["LSTMConfig", "LSTMSource", "LSTMGen", "BatchedLSTM"]
 
 @dataclass(frozen=True)
 class LSTMConfig(SourceConfig):
-    emb: int = 128
-    hidden: int = 128
-    n_layers: int = 4
-    seed_len: int = 8
-    emb_mult: float = 1e-8
-    mult: tuple[float, float] = (1.0, 3.5)
+    emb: int = knob(128, ge=1)
+    hidden: int = knob(128, ge=1)
+    n_layers: int = knob(4, ge=1)
+    seed_len: int = knob(8, ge=1)      # below context
+    emb_mult: float = knob(1e-8, ge=0)
+    mult: tuple[float, float] = knob((1.0, 3.5), gt=0)  # (low, high), low <= high
     mult_per_layer: bool = False       # True: the original quirk, weights × m**n_layers (False: × m)
-    temperature: float = 0.0           # 0 = greedy (the original)
-    buffer_mult: int = 20              # buffer rows = buffer_mult × rows_per_call (the original: 20)
-    reset: tuple[int, int] = (50, 50)  # constant, random rows reset per call
+    temperature: float = knob(0.0, ge=0)  # 0 = greedy (the original)
+    buffer_mult: int = knob(20, ge=1)  # buffer rows = buffer_mult × rows_per_call (the original: 20)
+    reset: tuple[int, int] = knob((50, 50), ge=0)  # constant, random rows reset per call
     iterate: bool = True               # False: the no-iteration ablation
-    impl: str = "batched"              # batched | faithful
-    n_models: int = 8                  # LSTMs per call (batched)
+    impl: Literal["batched", "faithful"] = "batched"
+    n_models: int = knob(8, ge=1)      # LSTMs per call (batched)
 
-    def __post_init__(self):
-        super().__post_init__()
-        for key in ("mult", "reset"):   # lists from YAML
-            object.__setattr__(self, key, tuple(getattr(self, key)))
-        if self.impl not in ("batched", "faithful"):
-            raise ValueError(f"LSTM source impl must be 'batched' or 'faithful', got {self.impl!r}")
-        if not 0 < self.seed_len < self.context:
-            raise ValueError(f"seed_len must be in (0, context={self.context}), got {self.seed_len}")
-        lo, hi = self.mult
-        if not 0 < lo <= hi:
-            raise ValueError(f"mult must be (low, high) with 0 < low <= high, got {self.mult}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+    def check(self) -> None:
+        super().check()
+        self.expect(self.seed_len < self.context, "seed_len", f"below context = {self.context}")
+        self.expect(self.mult[0] <= self.mult[1], "mult", "(low, high) with low <= high")
         n = 1 if self.impl == "faithful" else self.n_models
-        if n < 1 or self.rows_per_call % n:
-            raise ValueError(f"rows_per_call={self.rows_per_call} must be a multiple of n_models={n}")
-        if sum(self.reset) > self.buffer_rows:
-            raise ValueError(f"reset {self.reset} resets more rows than the buffer has ({self.buffer_rows})")
-        if not self.iterate and self.rows_per_call > self.buffer_rows:
-            raise ValueError("rows_per_call larger than the buffer")
+        self.expect(self.rows_per_call % n == 0, "rows_per_call", f"a multiple of n_models = {n}")
+        self.expect(sum(self.reset) <= self.buffer_rows, "reset",
+                    f"at most the buffer's {self.buffer_rows} rows (buffer_mult × rows_per_call) in all")
 
     @property
     def power(self) -> int:

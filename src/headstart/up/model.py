@@ -1,5 +1,5 @@
-"""The UP target: a byte-level (256-token) transformer on the shared core, with the original's options
-(spec up.md §2.2): post-LN blocks, learned absolute positions, ReLU FF ×4, dropout 0.1, attention
+"""The UP target: a byte-level (256-token) transformer on the shared core, with the original's options:
+post-LN blocks, learned absolute positions, ReLU FF ×4, dropout 0.1, attention
 scaled by ``attn_factor / d_head`` (μP) , the Levine depth-from-width rule, ``heads = max(width //
 128, min_heads)``, μP initialisation with the two-group AdamW learning rate, an ``out_factor`` on
 the logits, and progressive depth.
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from headstart.models.transformer import ConfigMixin, Transformer, TransformerConfig
+from headstart.config import Config, knob
+from headstart.models.transformer import ACTIVATIONS, Transformer, TransformerConfig, is_activation
 
 __all__ = ["UPConfig", "UPModel", "depth_from_width", "heads_for"]
 
@@ -42,36 +43,33 @@ def heads_for(width: int, min_heads: int) -> int:
 
 
 @dataclass
-class UPConfig(ConfigMixin):
-    width: int = 512
-    depth: int | None = None          # None: depth_from_width(width)
-    heads: int | None = None          # None: max(width // 128, min_heads)
-    min_heads: int = 32
-    context: int = 512
-    dropout: float = 0.1
-    nonlinearity: str = "relu"
-    attn_factor: float = 1.0          # attention scale = attn_factor / d_head
-    out_factor: float = 1.0
+class UPConfig(Config):
+    width: int = knob(512, ge=1)
+    depth: int | None = knob(None, ge=1)   # None: depth_from_width(width)
+    heads: int | None = knob(None, ge=1)   # None: max(width // 128, min_heads)
+    min_heads: int = knob(32, ge=1)
+    context: int = knob(512, ge=1)
+    dropout: float = knob(0.1, ge=0, lt=1)
+    nonlinearity: str = "relu"             # relu | gelu | gelu_tanh | sign | sigmoidN
+    attn_factor: float = knob(1.0, gt=0)   # attention scale = attn_factor / d_head
+    out_factor: float = knob(1.0, gt=0)    # logits multiplier
     mup: bool = True
-    base_lr: float = 3e-4
-    width0: int = 640
+    base_lr: float = knob(3e-4, gt=0)
+    width0: int = knob(640, ge=1)
     progressive: bool = True
-    freeze_blocks: int = 8
-    unfreeze_time: int = 10_000       # instances per step of progressive depth
+    freeze_blocks: int = knob(8, ge=1)     # blocks always on, and blocks enabled per unfreeze_time
+    unfreeze_time: int = knob(10_000, ge=1)  # instances per step of progressive depth
 
-    def __post_init__(self):
+    def check(self) -> None:
+        super().check()
         if self.depth is None:
-            self.depth = depth_from_width(self.width)
+            self.derive("depth", depth_from_width(self.width))
         if self.heads is None:
-            self.heads = heads_for(self.width, self.min_heads)
-        if self.width % self.heads:
-            raise ValueError(f"UPConfig: width {self.width} is not divisible by heads {self.heads} "
-                             f"(heads = max(width // 128, min_heads={self.min_heads}) unless given)")
-        for key in ("freeze_blocks", "unfreeze_time", "width0", "context"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"UPConfig.{key} must be >= 1, got {getattr(self, key)!r}")
-        if not self.base_lr > 0:
-            raise ValueError(f"UPConfig.base_lr must be > 0, got {self.base_lr!r}")
+            self.derive("heads", heads_for(self.width, self.min_heads))
+        self.expect(self.width % self.heads == 0, "width",
+                    f"a multiple of heads = {self.heads} (heads = max(width // 128, min_heads = {self.min_heads}) "
+                    "unless given)")
+        self.expect(is_activation(self.nonlinearity), "nonlinearity", ACTIVATIONS)
 
     def core(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=VOCAB, block_size=self.context, n_layer=self.depth, n_head=self.heads,

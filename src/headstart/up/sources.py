@@ -1,4 +1,4 @@
-"""The other sources of universal pre-training (spec up.md §2.4–2.5) and the registry of all sources.
+"""The other sources of universal pre-training and the registry of all sources.
 
 Every source has the interface of :class:`headstart.up.lstm.LSTMSource`: ``step()`` (one source call,
 returns the new rows as (R, context) uint8), ``batch(bs)`` ((bs, context) uint8 rows), ``source(bs)``,
@@ -33,7 +33,7 @@ returns the new rows as (R, context) uint8), ``batch(bs)`` ((bs, context) uint8 
 
 It runs in fp32 (TF32 off on CUDA). :attr:`TransformerSource.stats` holds diagnostics of the last
 call (temperature, token-logit std, mean max probability of the sampling distribution, fraction of
-input bytes kept), the quantities the spec reports for the original.
+input bytes kept), the quantities that characterise the original's samples.
 
 **Ablation sources** (no buffer by default: ``batch(bs)`` generates ``bs`` fresh rows and
 ``source(bs)`` is just ``batch(bs)``; with ``buffer_mult > 0`` they keep a buffer like the others:
@@ -59,15 +59,18 @@ FLOPs of the source model per generated token; 0 for the ablation sources).
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from headstart.models.transformer import Transformer, TransformerConfig, get_activation
+from headstart.config import knob
+from headstart.models.transformer import ACTIVATIONS, Transformer, TransformerConfig, is_activation
 from headstart.train.device import set_tf32
 from headstart.sampling import sample_logits
-from headstart.up.base import VOCAB, BufferedSource as _Source, SourceConfig, _check, _positive_int
+from headstart.up.base import VOCAB, BufferedSource as _Source, SourceConfig
 from headstart.up.lstm import LSTMConfig, LSTMSource
 
 __all__ = [
@@ -76,56 +79,40 @@ __all__ = [
     "idmask_keep", "SOURCES", "make_source",
 ]
 
-IDMASK_MODES = ("faithful", "bernoulli", None)
+IdmaskMode = Literal["faithful", "bernoulli"]
+IDMASK_MODES = typing.get_args(IdmaskMode) + (None,)
 
 
 @dataclass(frozen=True)
 class TransformerSourceConfig(SourceConfig):
-    buffer_mult: int = 20
-    width: int = 512                   # the original: the target's width and Levine depth (512 → 22)
-    depth: int = 22
-    heads: int = 32                    # max(width // 128, min_heads = 32)
-    nonlinearity: str = "relu"         # relu | gelu | sign | sigmoidN (sigmoid(x·10^-N))
-    dropout: float = 0.1
+    buffer_mult: int = knob(20, ge=1)  # a buffer: buffer rows = buffer_mult × rows_per_call
+    width: int = knob(512, ge=1)       # the original: the target's width and Levine depth (512 → 22)
+    depth: int = knob(22, ge=1)
+    heads: int = knob(32, ge=1)        # max(width // 128, min_heads = 32); divides width
+    nonlinearity: str = "relu"         # relu | gelu | gelu_tanh | sign | sigmoidN (sigmoid(x·10^-N))
+    dropout: float = knob(0.1, ge=0, lt=1)
     dropout_on: bool = True            # faithful: dropout active while sampling (False: eval mode)
-    mult1: float = 1.4                 # head multiplier
-    mult2: float = 10.0                # attention/FF weight multiplier
-    multb: float = 1.0                 # bias multiplier (no effect while multb_quirk)
+    mult1: float = knob(1.4, gt=0)     # head multiplier
+    mult2: float = knob(10.0, gt=0)    # attention/FF weight multiplier
+    multb: float = knob(1.0, ge=0)     # bias multiplier (no effect while multb_quirk)
     multb_quirk: bool = True           # faithful: biases N(0, 1) whatever multb (False: × multb)
     head_mult_per_block: bool = True   # faithful quirk: head × mult1**depth (False: × mult1)
     mask: bool = False                 # zero a U(0, 1) fraction of each weight matrix
-    temperature: float | tuple[float, float] = 0.5
+    temperature: float | tuple[float, float] = knob(0.5, ge=0)  # 0 = argmax; or a (low, high) range
     temperature_per_call: bool = False  # with a (low, high) range: draw per call (False: once per run)
-    idmask: str | None = "faithful"    # faithful | bernoulli | None
-    reset_prob: float = 0.01           # per selected row: replace by uniform noise
+    idmask: IdmaskMode | None = "faithful"  # faithful | bernoulli | null (no mask channel)
+    reset_prob: float = knob(0.01, ge=0, le=1)  # per selected row: replace by uniform noise
 
-    def __post_init__(self):
-        if isinstance(self.temperature, (list, tuple)):   # lists from YAML
-            object.__setattr__(self, "temperature", tuple(float(t) for t in self.temperature))
-        super().__post_init__()
-        cls = type(self)
-        for key in ("width", "depth", "heads"):
-            _check(_positive_int(getattr(self, key)), cls, key, "a positive integer", getattr(self, key))
-        _check(self.width % self.heads == 0, cls, "heads", f"a divisor of width={self.width}", self.heads)
-        _check(self.buffer_rows >= self.rows_per_call, cls, "buffer_mult", "at least 1 (a buffer)",
-               self.buffer_mult)
-        try:
-            get_activation(self.nonlinearity)
-        except ValueError as err:
-            raise ValueError(f"{cls.__name__}.nonlinearity: {err}") from None
-        _check(0.0 <= self.dropout < 1.0, cls, "dropout", "in [0, 1)", self.dropout)
-        _check(0.0 <= self.reset_prob <= 1.0, cls, "reset_prob", "in [0, 1]", self.reset_prob)
-        for key in ("mult1", "mult2"):
-            _check(getattr(self, key) > 0, cls, key, "> 0", getattr(self, key))
-        _check(self.idmask in IDMASK_MODES, cls, "idmask", f"one of {IDMASK_MODES}", self.idmask)
+    def check(self) -> None:
+        super().check()
+        self.expect(self.width % self.heads == 0, "heads", f"a divisor of width = {self.width}")
+        self.expect(is_activation(self.nonlinearity), "nonlinearity", ACTIVATIONS)
         t = self.temperature
         if isinstance(t, tuple):
-            _check(len(t) == 2 and 0 <= t[0] <= t[1], cls, "temperature",
-                   "a number >= 0 or (low, high) with 0 <= low <= high", t)
+            self.expect(t[0] <= t[1], "temperature", "a number >= 0 or (low, high) with 0 <= low <= high")
         else:
-            _check(isinstance(t, (int, float)) and t >= 0, cls, "temperature", "a number >= 0 or (low, high)", t)
-            _check(not self.temperature_per_call, cls, "temperature_per_call",
-                   "False unless temperature is a (low, high) range", self.temperature_per_call)
+            self.expect(not self.temperature_per_call, "temperature_per_call",
+                        "false unless temperature is a (low, high) range")
 
     @property
     def head_power(self) -> int:
@@ -139,34 +126,24 @@ class UniformConfig(SourceConfig):
 
 @dataclass(frozen=True)
 class PointwiseConfig(SourceConfig):
-    max_symbols: int = 20              # symbols per row ~ U{1..max_symbols}
-    concentration: float = 0.5         # Dirichlet concentration; a multiple of 0.5
+    max_symbols: int = knob(20, ge=1, le=VOCAB)  # symbols per row ~ U{1..max_symbols}
+    concentration: float = knob(0.5, gt=0)       # Dirichlet concentration; a multiple of 0.5
 
-    def __post_init__(self):
-        super().__post_init__()
-        cls = type(self)
-        _check(_positive_int(self.max_symbols) and self.max_symbols <= VOCAB, cls, "max_symbols",
-               f"an integer in 1..{VOCAB}", self.max_symbols)
-        _check(self.concentration > 0 and float(2 * self.concentration).is_integer(), cls,
-               "concentration", "a positive multiple of 0.5", self.concentration)
+    def check(self) -> None:
+        super().check()
+        self.expect(float(2 * self.concentration).is_integer(), "concentration", "a positive multiple of 0.5")
 
 
 @dataclass(frozen=True)
 class NdfaConfig(SourceConfig):
-    min_states: int = 2
-    max_states: int = 8                # states per automaton ~ U{min_states..max_states}
-    max_out: int = 3                   # transitions per state ~ U{1..max_out}
-    max_symbols: int = 16              # alphabet size per automaton ~ U{2..max_symbols}
+    min_states: int = knob(2, ge=1)
+    max_states: int = knob(8, ge=1)               # states per automaton ~ U{min_states..max_states}
+    max_out: int = knob(3, ge=1)                  # transitions per state ~ U{1..max_out}
+    max_symbols: int = knob(16, ge=2, le=VOCAB)   # alphabet size per automaton ~ U{2..max_symbols}
 
-    def __post_init__(self):
-        super().__post_init__()
-        cls = type(self)
-        _check(_positive_int(self.min_states), cls, "min_states", "a positive integer", self.min_states)
-        _check(isinstance(self.max_states, int) and self.max_states >= self.min_states, cls, "max_states",
-               f"an integer >= min_states={self.min_states}", self.max_states)
-        _check(_positive_int(self.max_out), cls, "max_out", "a positive integer", self.max_out)
-        _check(isinstance(self.max_symbols, int) and 2 <= self.max_symbols <= VOCAB, cls, "max_symbols",
-               f"an integer in 2..{VOCAB}", self.max_symbols)
+    def check(self) -> None:
+        super().check()
+        self.expect(self.max_states >= self.min_states, "max_states", f"at least min_states = {self.min_states}")
 
 
 # ----------------------------------------------------------------------------- shared mechanics

@@ -1,0 +1,519 @@
+"""Configuration: the one base of every config dataclass, and the check of the workflow's config.yaml.
+
+Config dataclasses
+------------------
+Every config class of the code (model, source, training loop) is a dataclass deriving from
+:class:`Config`. Building one, directly or with :meth:`Config.from_dict`, checks
+
+1. every value against its field's type annotation: ``int`` (not a bool), ``float`` (an int is
+   accepted and stored as a float; finite; numpy scalars are stored as Python numbers), ``bool`` (true or false only), ``str``,
+   ``Literal[...]`` (one of the choices), ``X | None``, ``tuple[X, Y]`` / ``tuple[X, ...]`` /
+   ``list[X]`` (a list or tuple; stored as a tuple for tuple fields) and unions of these;
+2. the field's bounds, declared with :func:`knob` (``steps: int = knob(1000, ge=0)``); bounds
+   apply to every number in the value (both ends of a ``(low, high)`` pair), and a subclass that
+   only changes a field's default keeps the bounds its base declared;
+3. the class's own cross-field checks, its :meth:`Config.check` hook.
+
+Every failure is one :class:`ConfigError` (a ``ValueError``) whose message starts with the dotted
+key path: the ``path`` given to :meth:`~Config.from_dict` (e.g. ``up.pretrain.train``) or else the
+class name, then the key, e.g. ``up.pretrain.train.clip_norm: expected a number > 0 or null, got -1``.
+
+Workflow config
+---------------
+:func:`validate_workflow_config` checks a whole workflow config (config.yaml plus any
+``--configfile`` / ``--config`` overrides): the JSON schema (config.schema.yaml, defaults filled in
+place as Snakemake's ``validate(config, schema, set_default=True)`` does), then the free-form
+sections through the code's config classes, then the references between sections. It raises one
+:class:`ConfigError` listing every problem, one per line, each starting with its key path.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import functools
+import math
+import numbers
+import types
+import typing
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union
+
+__all__ = ["ConfigError", "Config", "Bounds", "knob", "validate_workflow_config"]
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+class ConfigError(ValueError):
+    """A configuration value that is not what the code expects.
+
+    ``str(err)`` is ``"<path>.<key>: <detail>"``; ``path`` is filled in by the config class that
+    raised it (the ``path`` given to :meth:`Config.from_dict`, else the class name)."""
+
+    def __init__(self, detail: str, key: str | None = None, path: str | None = None):
+        super().__init__(detail)
+        self.detail, self.key, self.path = detail, key, path
+
+    @property
+    def where(self) -> str:
+        return ".".join(p for p in (self.path, self.key) if p)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}" if self.where else self.detail
+
+
+def show(value: Any) -> str:
+    """A config value as the user wrote it (YAML spelling for null and booleans)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+# ----------------------------------------------------------------------------------------- bounds
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """Inclusive (``ge``, ``le``) or exclusive (``gt``, ``lt``) limits of a number."""
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def ok(self, x: float) -> bool:
+        return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)
+                and (self.le is None or x <= self.le) and (self.lt is None or x < self.lt))
+
+    @property
+    def has_lower(self) -> bool:
+        return self.ge is not None or self.gt is not None
+
+    def __str__(self) -> str:
+        lo = ("[", self.ge) if self.ge is not None else ("(", self.gt) if self.gt is not None else None
+        hi = ("]", self.le) if self.le is not None else (")", self.lt) if self.lt is not None else None
+        if lo and hi:
+            return f"in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
+        if lo:
+            return f"{'>=' if lo[0] == '[' else '>'} {_num(lo[1])}"
+        if hi:
+            return f"{'<=' if hi[0] == ']' else '<'} {_num(hi[1])}"
+        return ""
+
+
+NO_BOUNDS = Bounds()
+
+
+def knob(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+         le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field with bounds on its numbers: ``lr: float = knob(3e-4, gt=0)``."""
+    return dataclasses.field(default=default, metadata={"bounds": Bounds(ge=ge, gt=gt, le=le, lt=lt)})
+
+
+# ------------------------------------------------------------------------------------------ types
+
+_UNION_TYPES = (Union, types.UnionType)
+_PLURAL = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+
+
+def _is_union(tp) -> bool:
+    return typing.get_origin(tp) in _UNION_TYPES
+
+
+def _number_kind(tp) -> bool:
+    return tp in (int, float)
+
+
+def describe(tp, bounds: Bounds = NO_BOUNDS, plural: bool = False) -> str:
+    """What a value of annotation ``tp`` (with ``bounds``) must be, in words."""
+    b = f" {bounds}" if str(bounds) else ""
+    if tp is type(None):
+        return "null"
+    if tp is Any:
+        return "anything"
+    if tp is bool:
+        return "booleans" if plural else "true or false"
+    if tp is int:
+        return ("integers" if plural else "an integer") + b
+    if tp is float:
+        return ("numbers" if plural else "a number") + b
+    if tp is str:
+        return "strings" if plural else "a string"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        choices = [show(a) for a in args]
+        return "one of " + ", ".join(choices)
+    if origin in _UNION_TYPES:
+        parts = [describe(a, bounds) for a in args if a is not type(None)]
+        text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+        return text + (" or null" if type(None) in args else "")
+    if origin in (tuple, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(set(args)) == 1:
+                return f"a list of {len(args)} {describe(args[0], bounds, plural=True)}"
+            return "a list [" + ", ".join(describe(a, bounds) for a in args) + "]"
+        item = args[0] if args else Any
+        return f"a list of {describe(item, bounds, plural=True)}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def conforms(value: Any, tp, bounds: Bounds = NO_BOUNDS) -> bool:
+    """Whether ``value`` is a valid value of annotation ``tp`` within ``bounds``."""
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:   # numpy integers too; never a bool
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and bounds.ok(value)
+    if tp is float:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                and bounds.ok(value))
+    if tp is str:
+        return isinstance(value, str)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in _UNION_TYPES:
+        return any(conforms(value, a, bounds) for a in args)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(conforms(v, a, bounds) for v, a in zip(value, args))
+        item = args[0] if args else Any
+        return all(conforms(v, item, bounds) for v in value)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    raise TypeError(f"config fields of annotation {tp!r} are not supported")
+
+
+def coerce(value: Any, tp) -> Any:
+    """``value`` (which conforms to ``tp``) in its canonical form: floats for float fields,
+    tuples for tuple fields."""
+    if tp is float and type(value) is not float and isinstance(value, numbers.Real):
+        return float(value)
+    if tp is int and type(value) is not int and isinstance(value, numbers.Integral):
+        return int(value)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in _UNION_TYPES:
+        for a in args:
+            if conforms(value, a):
+                return coerce(value, a)
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        if args and args[-1] is not Ellipsis:
+            return tuple(coerce(v, a) for v, a in zip(value, args))
+        return tuple(coerce(v, args[0] if args else Any) for v in value)
+    if origin is list and isinstance(value, (list, tuple)):
+        return [coerce(v, args[0] if args else Any) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------ Config base
+
+# The key path of the config being built by from_dict; read (and cleared, so that configs built
+# inside a check name themselves) by Config.__post_init__.
+_PATH: ContextVar[str | None] = ContextVar("headstart_config_path", default=None)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Any, Bounds], ...]:
+    """(name, annotation, bounds) of every init field of config class ``cls``; bounds are
+    inherited from the nearest base that declares them."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        bounds = NO_BOUNDS
+        for klass in cls.__mro__:
+            own = getattr(klass, "__dataclass_fields__", {}).get(f.name)
+            if own is not None and "bounds" in own.metadata:
+                bounds = own.metadata["bounds"]
+                break
+        out.append((f.name, hints[f.name], bounds))
+    return tuple(out)
+
+
+class Config:
+    """Base of the config dataclasses: typed, bounded fields, a :meth:`check` hook,
+    :meth:`from_dict` / :meth:`to_dict`. Subclasses are ``@dataclass`` classes that declare bounds
+    with :func:`knob` and put their cross-field checks (and derived defaults) in :meth:`check`,
+    calling ``super().check()``; they do not define ``__post_init__``."""
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None = None, *, path: str | None = None, **overrides: Any):
+        """Build from a mapping (e.g. a section of config.yaml) plus ``overrides``. Unknown keys,
+        missing required keys, values of the wrong type or out of range raise a
+        :class:`ConfigError` whose message starts with ``path`` (default: the class name) and the key."""
+        where = path or cls.__name__
+        if d is None:
+            d = {}
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"expected a mapping of {cls.__name__} keys, got {show(d)}", path=where)
+        merged = {**d, **overrides}
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = [k for k in merged if k not in fields]
+        if unknown:
+            valid = ", ".join(fields)
+            if len(unknown) == 1:
+                close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown key for {cls.__name__}{hint}; valid keys: {valid}",
+                                  key=str(unknown[0]), path=where)
+            raise ConfigError(f"unknown keys {', '.join(map(repr, unknown))} for {cls.__name__}; "
+                              f"valid keys: {valid}", path=where)
+        missing = [n for n, f in fields.items() if n not in merged
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ConfigError(f"required key of {cls.__name__} is missing", key=missing[0], path=where)
+        token = _PATH.set(where)
+        try:
+            return cls(**merged)
+        finally:
+            _PATH.reset(token)
+
+    def __post_init__(self) -> None:
+        path = _PATH.get()
+        token = _PATH.set(None)
+        try:
+            self._validate()
+        except ConfigError as err:
+            if err.path is None:
+                err.path = path or type(self).__name__
+            raise
+        finally:
+            _PATH.reset(token)
+
+    def _validate(self) -> None:
+        fields = _fields(type(self))
+        for name, tp, bounds in fields:
+            value = getattr(self, name)
+            if not conforms(value, tp, bounds):
+                raise ConfigError(f"expected {describe(tp, bounds)}, got {show(value)}", key=name)
+        for name, tp, _ in fields:
+            object.__setattr__(self, name, coerce(getattr(self, name), tp))
+        try:
+            self.check()
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    # -- hooks and helpers for subclasses -------------------------------------------------------
+    def check(self) -> None:
+        """Cross-field checks and derived defaults; raise with :meth:`expect` / :class:`ConfigError`.
+        Runs after every field has passed its type and bounds check (values already canonical)."""
+
+    def expect(self, ok: bool, key: str, expected: str) -> None:
+        """Raise ``<path>.<key>: expected <expected>, got <value>`` unless ``ok``."""
+        if not ok:
+            raise ConfigError(f"expected {expected}, got {show(getattr(self, key))}", key=key)
+
+    def derive(self, key: str, value: Any) -> None:
+        """Set a derived field (works on frozen dataclasses too)."""
+        object.__setattr__(self, key, value)
+
+    # -- output ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_bounds(cls) -> dict[str, tuple[Any, Bounds]]:
+        """name -> (annotation, bounds) of every field (for documentation and tests)."""
+        return {name: (tp, bounds) for name, tp, bounds in _fields(cls)}
+
+
+# ------------------------------------------------------------------------------- workflow config
+
+def _path_str(root: Any, parts) -> str:
+    """Dotted path of ``parts`` inside ``root``: mapping keys joined by '.', list indices as [i]."""
+    out, node = "", root
+    for p in parts:
+        if isinstance(node, list) and isinstance(p, int):
+            out += f"[{p}]"
+            node = node[p] if 0 <= p < len(node) else None
+        else:
+            out += f".{p}" if out else str(p)
+            node = node.get(p) if isinstance(node, Mapping) else None
+    return out or "config"
+
+
+@functools.cache
+def _schema_validator(schema_path: str, mtime: float):
+    import yaml
+    from jsonschema import Draft202012Validator, validators
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    Draft202012Validator.check_schema(schema)
+    validate_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        # As snakemake.utils.validate(set_default=True): fill defaults, then validate (and so
+        # descend into the filled-in values, filling theirs too).
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _schema_errors(config: dict, schema_path: str | Path) -> list[str]:
+    path = Path(schema_path).resolve()
+    validator = _schema_validator(str(path), path.stat().st_mtime)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = []
+    for e in errors:
+        msg = e.message if len(e.message) <= 300 else e.message[:297] + "..."
+        lines.append(f"{_path_str(config, e.absolute_path)}: {msg}")
+    return lines
+
+
+def _names(values) -> str:
+    return ", ".join(map(str, values)) or "none"
+
+
+def _code_errors(config: dict) -> list[str]:
+    """The checks the schema cannot express: the free-form sections through the code's config
+    classes, and the references between sections. ``config`` has passed the schema."""
+    from headstart.train.loop import TrainConfig
+    from headstart.up.model import UPConfig
+    from headstart.up.sources import SOURCES
+
+    errors: list[str] = []
+
+    def attempt(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except ConfigError as err:
+            errors.append(str(err))
+            return None
+
+    # reference: shapes the schema cannot relate
+    ref = config["reference"]
+    for impl in ("gpt2", "bert"):
+        for i, m in enumerate(ref["parity"][impl]):
+            where = f"reference.parity.{impl}[{i}]"
+            if m["n_embd"] % m["n_head"]:
+                errors.append(f"{where}.n_head: expected a divisor of n_embd = {m['n_embd']}, got {m['n_head']}")
+            if m["seq_len"] > m["n_positions"]:
+                errors.append(f"{where}.seq_len: expected at most n_positions = {m['n_positions']}, got {m['seq_len']}")
+    rt = ref["train"]
+    if rt["model"]["n_embd"] % rt["model"]["n_head"]:
+        errors.append(f"reference.train.model.n_head: expected a divisor of n_embd = {rt['model']['n_embd']}, "
+                      f"got {rt['model']['n_head']}")
+    if rt["batch_size"] % rt.get("grad_accum", 1):
+        errors.append(f"reference.train.batch_size: expected a multiple of grad_accum = {rt.get('grad_accum', 1)}, "
+                      f"got {rt['batch_size']}")
+
+    # growth: published sizes
+    for key in config["growth"].get("published", {}):
+        ok = (isinstance(key, int) and not isinstance(key, bool) and key >= 1) or (
+            isinstance(key, str) and key.isdigit() and int(key) >= 1)
+        if not ok:
+            errors.append(f"growth.published: expected keys that are model sizes (integers d_model >= 1), "
+                          f"got {show(key)}")
+
+    # up: free-form sections through the code's config classes
+    up = config["up"]
+    context = up["context"]
+    for name, entry in up["sources"].items():
+        where = f"up.sources.{name}"
+        if "context" in entry:
+            errors.append(f"{where}.context: set by up.context for every source; remove it here")
+            continue
+        cfg = {k: v for k, v in entry.items() if k != "kind"}
+        attempt(SOURCES[entry["kind"]][1].from_dict, cfg, path=where, context=context)
+    pre, fin = up["pretrain"], up["finetune"]
+    if "context" in pre["model"]:
+        errors.append("up.pretrain.model.context: set by up.context (the model sees up.context - 1 inputs); remove it here")
+    else:
+        attempt(UPConfig.from_dict, pre["model"], path="up.pretrain.model", context=context - 1)
+    pre_train = attempt(TrainConfig.from_dict, pre["train"], path="up.pretrain.train")
+    if "seed" in fin["train"]:
+        errors.append("up.finetune.train.seed: set per run by up.finetune.seeds; remove it here")
+    else:
+        attempt(TrainConfig.from_dict, fin["train"], path="up.finetune.train")
+
+    # up: references between sections
+    defined = list(up["sources"])
+    sampled = [s for s in up["sample"]["sources"] if s in defined]
+    pretrained = up["pretrain"]["sources"]
+
+    def refs(where: str, names, pool, problem: str, kind: str) -> None:
+        bad = [n for n in names if n not in pool]
+        if bad:
+            verb = "is" if len(bad) == 1 else "are"
+            errors.append(f"{where}: {', '.join(map(show, bad))} {verb} {problem} ({kind}: {_names(pool)})")
+
+    sample_it = "not sampled: add to up.sample.sources"
+    refs("up.sample.sources", up["sample"]["sources"], defined, "not defined in up.sources", "defined")
+    refs("up.pretrain.sources", pretrained, sampled, sample_it, "sampled")
+    refs("up.finetune.sources", fin["sources"], sampled, sample_it, "sampled")
+    refs("up.budget.sources", up["budget"]["sources"], sampled, sample_it, "sampled")
+    for name, pair in up.get("ablations", {}).items():
+        refs(f"up.ablations.{name}", pair, pretrained, "not pre-trained: add to up.pretrain.sources",
+             "pre-trained")
+        if len(set(pair)) < len(pair):
+            errors.append(f"up.ablations.{name}: expected two different sources, got {show(pair)}")
+    for i, (init, opt) in enumerate(fin["arms"]):
+        if init == "scratch" and opt == "reload":
+            errors.append(f"up.finetune.arms[{i}]: a scratch model has no optimizer state to reload; "
+                          "expected [scratch, reset]")
+
+    # up: budget splits
+    b = up["budget"]
+    high = [u for u in b["pre_units"] if u >= b["total_units"]]
+    if high:
+        errors.append(f"up.budget.pre_units: expected every entry below total_units = {b['total_units']}, got {high}")
+    if pre_train is not None:
+        long = [u for u in b["pre_units"] if u * b["unit_steps"] > pre_train.steps]
+        if long:
+            errors.append(f"up.budget.pre_units: pre-training shares {long} x unit_steps {b['unit_steps']} "
+                          f"exceed up.pretrain.train.steps = {pre_train.steps}")
+
+    # up: evaluation sets
+    files = up["evalsets"].get("files") or {}
+    clash = sorted(set(files) & (set(up["evalsets"]["names"]) | {"wp"}))
+    if clash:
+        errors.append(f"up.evalsets.files: names {clash} are taken by the synthetic sets (up.evalsets.names) "
+                      "or enwik8 (wp)")
+    return errors
+
+
+def validate_workflow_config(config: dict, schema_path: str | Path) -> None:
+    """Check the workflow config before any job runs; raise one :class:`ConfigError` listing every
+    problem (one per line, each starting with its dotted key path). ``config`` is completed in
+    place with the schema's defaults, as Snakemake's ``validate(config, schema, set_default=True)``
+    does.
+
+    1. the JSON schema ``schema_path`` (Draft 2020-12): types, ranges, no unknown keys;
+    2. the sections the schema leaves free-form, through the code's config classes: every
+       ``up.sources.<name>`` through its kind's config class (with ``context = up.context``),
+       ``up.pretrain.model`` through UPConfig (context ``up.context - 1``), ``up.pretrain.train``
+       and ``up.finetune.train`` through TrainConfig;
+    3. references: the sources named in up.sample / up.pretrain / up.finetune / up.budget /
+       up.ablations are defined, sampled and (ablations) pre-trained; budget splits below
+       ``total_units`` with their snapshots within the pre-training steps; growth.published keyed
+       by sizes; up.evalsets.files names distinct from the synthetic sets and ``wp``; parity and
+       drop-in model shapes that the models accept.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"config: expected a mapping, got {show(config)}")
+    errors = _schema_errors(config, schema_path)
+    if not errors:
+        errors = _code_errors(config)
+    if errors:
+        raise ConfigError("\n".join(errors))
