@@ -74,6 +74,25 @@ def test_bad_config_fails_before_any_job_and_names_the_key(override, words):
         assert w in text, f"error for {override!r} does not mention {w!r}:\n{text[-2000:]}"
 
 
+@pytest.mark.parametrize("yaml_text, key", [
+    # the free-form sections that passed the dry run before the code's config classes checked them
+    ("up:\n  sources:\n    lstm:\n      rows_per_call: -1000000000\n", "up.sources.lstm.rows_per_call"),
+    ("up:\n  pretrain:\n    train:\n      clip_norm: -1000000000\n", "up.pretrain.train.clip_norm"),
+    ("up:\n  finetune:\n    train:\n      warmup_steps: lots\n", "up.finetune.train.warmup_steps"),
+    ("up:\n  sources:\n    lstm:\n      impl: {nested: [1, 2]}\n", "up.sources.lstm.impl"),
+    ("up:\n  pretrain:\n    model:\n      widht: 3\n", "up.pretrain.model.widht"),
+    ("growth:\n  corrected:\n    bogus_key: 1\n", "bogus_key"),
+])
+def test_bad_nested_config_fails_the_dry_run_naming_the_key_without_a_traceback(workdir, yaml_text, key):
+    (workdir / "bad.yaml").write_text(yaml_text)
+    proc = snakemake("-n", "--configfile", "config.yaml", "bad.yaml", cwd=workdir, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert key in text, text[-2000:]
+    assert "Traceback" not in text and "File \"" not in text, text[-2000:]
+    assert not (workdir / "results").exists() and not (workdir / "logs").exists()
+
+
 @pytest.mark.parametrize("files, words", [
     ({"dyck": "notes.txt"}, ["up.evalsets.files", "dyck"]),          # a synthetic set's name
     ({"tiny": "tiny.txt"}, ["up.evalsets.files.tiny", "tiny.txt", "bytes"]),   # too short to score
