@@ -18,6 +18,7 @@ from pathlib import Path
 from headstart.config import ConfigError, validate_workflow_config
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
+from headstart.reference.parity import BAR_KEYS as PARITY_BARS
 from headstart.workflow import script_code
 
 #: Every study of the paper, in the order of the claims ledger.
@@ -125,12 +126,12 @@ def reference_dropin_runs():
 
 def reference_parity_models():
     """The models the parity checks build (config reference.parity minus the bars)."""
-    return {k: config["reference"]["parity"][k] for k in ("gpt2", "bert", "minilm")}
+    return without(config["reference"]["parity"], *PARITY_BARS)
 
 
 def reference_parity_bars():
     """The bars of the parity claims (read by the report only)."""
-    return {k: v for k, v in config["reference"]["parity"].items() if k not in ("gpt2", "bert", "minilm")}
+    return {k: config["reference"]["parity"][k] for k in PARITY_BARS}
 
 
 def reference_dropin_settings():

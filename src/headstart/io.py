@@ -138,7 +138,7 @@ def setup_job(smk: Any) -> logging.Logger:
     its pool; setting it explicitly makes the job use exactly what the scheduler reserved."""
     log = setup_script_logging(smk.log[0] if len(smk.log) else None)
     threads = max(1, int(smk.threads))
-    import torch  # here, not at module level: report scripts that never touch torch stay light
+    import torch  # here, not at module level: modules that import io for its file writers stay light
 
     torch.set_num_threads(threads)
     log.info("job threads: %d, torch threads: %d", threads, torch.get_num_threads())
