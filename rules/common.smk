@@ -19,6 +19,7 @@ from headstart.config import ConfigError, validate_workflow_config
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
 from headstart.reference.parity import BAR_KEYS as PARITY_BARS
+from headstart.up.evalsets import DATA_EVALSETS as UP_DATA_EVALSETS
 from headstart.workflow import script_code
 
 #: Every study of the paper, in the order of the claims ledger.
@@ -187,39 +188,52 @@ def up_source_config(name):
 
 
 def up_evalset_files():
-    """Text files scored as extra out-of-distribution sets (config up.evalsets.files: name → path)."""
-    return config["up"]["evalsets"].get("files") or {}
+    """Texts scored as out-of-distribution sets: name → (file, data-layer set or None). Config
+    up.evalsets.files (name → path) and up.evalsets.data (data-layer sets, e.g. TinyStories)."""
+    ev = config["up"]["evalsets"]
+    texts = {name: (path, None) for name, path in (ev.get("files") or {}).items()}
+    for name in ev.get("data") or []:
+        texts[name] = (data_files(name, UP_DATA_EVALSETS[name])[0], name)
+    return texts
 
 
 def up_evalsets():
-    """Every scored UP evaluation set: the synthetic ones and the configured text files."""
+    """Every scored UP evaluation set: the synthetic ones and the out-of-distribution texts."""
     names = list(config["up"]["evalsets"]["names"]) + sorted(up_evalset_files())
     return [f"results/up/evalsets/{name}.u8" for name in names]
 
 
-def up_samples(source=None):
-    """Every sampled shard (config up.sample), or those of one source."""
+def up_seeds():
+    """The replicate seeds of the UP study (config up.pretrain.seeds). Replicate s samples its own
+    source data, pre-trains with its own init and data order, and its fine-tuning runs and budget
+    splits (UP and scratch alike) use seed s, so every comparison pairs runs by replicate."""
+    return list(config["up"]["pretrain"]["seeds"])
+
+
+def up_samples(source=None, seed=None):
+    """Every sampled shard (config up.sample), or those of one source and/or one replicate seed."""
     s = config["up"]["sample"]
     sources = s["sources"] if source is None else [source]
-    return [f"results/up/samples/{src}/shard{i}.u8" for src in sources for i in range(s["shards"])]
+    seeds = up_seeds() if seed is None else [seed]
+    return [f"results/up/samples/{src}/s{sd}/shard{i}.u8" for src in sources for sd in seeds
+            for i in range(s["shards"])]
 
 
-def up_sample_settings():
-    """What sampling one shard reads besides its source's configuration."""
-    s = config["up"]["sample"]
-    return {"seed": config["up"]["seed"], "rows": s["rows_per_shard"], "draw": s["draw"],
-            "checkpoint_every": s["checkpoint_every"]}
+def up_pretrains(what="metrics.parquet"):
+    """One file of every pre-training run: source × replicate seed (config up.pretrain)."""
+    return [f"results/up/pretrain/{src}/s{sd}/{what}" for src in config["up"]["pretrain"]["sources"]
+            for sd in up_seeds()]
 
 
 def up_pretrain_settings():
-    """One pre-training run's settings: config up.pretrain minus the list of sources."""
-    return without(config["up"]["pretrain"], "sources")
+    """One pre-training run's settings: config up.pretrain minus the lists of sources and seeds."""
+    return without(config["up"]["pretrain"], "sources", "seeds")
 
 
 def up_finetune_settings():
     """One fine-tuning run's settings: config up.finetune minus the lists of runs (sources, arms,
-    fractions, seeds: the wildcards say which run this is)."""
-    return without(config["up"]["finetune"], "sources", "arms", "fracs", "seeds")
+    fractions: the wildcards say which run this is)."""
+    return without(config["up"]["finetune"], "sources", "arms", "fracs")
 
 
 def up_budget_settings():
@@ -228,13 +242,13 @@ def up_budget_settings():
 
 
 def up_finetunes():
-    """Every fine-tuning run (config up.finetune): source × arm × train fraction × seed."""
+    """Every fine-tuning run (config up.finetune): source × arm × train fraction × replicate seed."""
     f = config["up"]["finetune"]
     runs = [(src, init, opt, frac) for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
     for pair in config["up"]["ablations"].values():   # ablation sources: the UP arm on all data
         runs += [(src, "up", "reload", 1) for src in pair]
     return sorted({f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.s{seed}.parquet"
-                   for src, init, opt, frac in runs for seed in f["seeds"]})
+                   for src, init, opt, frac in runs for seed in up_seeds()})
 
 
 def up_budget_snapshots():
@@ -244,13 +258,23 @@ def up_budget_snapshots():
 
 
 def up_budget_model(wildcards):
-    """The checkpoint a budget split starts from: the pre-training snapshot at its split point."""
+    """The checkpoint a budget split starts from: the pre-training snapshot of its replicate at its
+    split point (the final model for the all-scratch split, which reads only its architecture)."""
+    run = f"results/up/pretrain/{wildcards.source}/s{wildcards.seed}"
     pre = int(wildcards.pre)
     if not pre:
-        return f"results/up/pretrain/{wildcards.source}/model.pt"
-    return f"results/up/pretrain/{wildcards.source}/model_s{pre * config['up']['budget']['unit_steps']}.pt"
+        return f"{run}/model.pt"
+    return f"{run}/model_s{pre * config['up']['budget']['unit_steps']}.pt"
 
 
 def up_budgets():
+    """Every budget split run: source × split × replicate seed (config up.budget)."""
     b = config["up"]["budget"]
-    return [f"results/up/budget/{src}/pre{u}.parquet" for src in b["sources"] for u in b["pre_units"]]
+    return [f"results/up/budget/{src}/pre{u}.s{sd}.parquet" for src in b["sources"] for u in b["pre_units"]
+            for sd in up_seeds()]
+
+
+def up_walltimes():
+    """Every equal-wall-time scratch run: source × replicate seed (config up.walltime)."""
+    return [f"results/up/walltime/{src}/s{sd}.parquet" for src in config["up"]["walltime"]["sources"]
+            for sd in up_seeds()]

@@ -19,11 +19,11 @@ rule up_sample:
     input:
         code=code("up_sample"),
     output:
-        shard="results/up/samples/{source}/shard{shard}.u8",
-        cost="results/up/samples/{source}/shard{shard}.json",
+        shard="results/up/samples/{source}/s{seed}/shard{shard}.u8",
+        cost="results/up/samples/{source}/s{seed}/shard{shard}.json",
     params:
         cfg=lambda wc: up_source_config(wc.source),
-        seed=config["up"]["seed"],
+        seed=lambda wc: int(wc.seed),
         rows=config["up"]["sample"]["rows_per_shard"],
         draw=config["up"]["sample"]["draw"],
         checkpoint_every=config["up"]["sample"]["checkpoint_every"],
@@ -31,6 +31,7 @@ rule up_sample:
         checkpoint=lambda wc, output: checkpoint_path(output.shard),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
+        seed=r"\d+",
         shard=r"\d+",
     threads: 4
     resources:
@@ -38,9 +39,9 @@ rule up_sample:
     conda:
         "../envs/headstart.yaml"
     log:
-        "logs/up/sample/{source}/shard{shard}.log",
+        "logs/up/sample/{source}/s{seed}/shard{shard}.log",
     benchmark:
-        "results/up/benchmarks/sample_{source}_shard{shard}.tsv"
+        "results/up/benchmarks/sample_{source}_s{seed}_shard{shard}.tsv"
     script:
         "../scripts/up_sample.py"
 
@@ -65,13 +66,15 @@ rule up_evalset:
 
 rule up_evalfile:
     input:
-        text=lambda wc: up_evalset_files()[wc.name],
+        text=lambda wc: up_evalset_files()[wc.name][0],
         code=code("up_evalfile"),
     output:
         scored="results/up/evalsets/{name}.u8",
         heldout="results/up/evalsets/{name}.heldout.u8",
     params:
         min_bytes=2 * (config["up"]["context"] + 1),
+        dataset=lambda wc: up_evalset_files()[wc.name][1],
+        where=lambda wc: f"config up.evalsets.{'data' if up_evalset_files()[wc.name][1] else 'files.' + wc.name}",
     wildcard_constraints:
         name="|".join(up_evalset_files()) or "none",
     conda:
@@ -84,32 +87,34 @@ rule up_evalfile:
 
 rule up_pretrain:
     input:
-        shards=lambda wc: up_samples(wc.source),
+        shards=lambda wc: up_samples(wc.source, int(wc.seed)),
         evalsets=up_evalsets(),
         wp=data_files("enwik8", "val.u8"),
         code=code("up_pretrain"),
     output:
-        metrics="results/up/pretrain/{source}/metrics.parquet",
-        model="results/up/pretrain/{source}/model.pt",
-        snapshots=expand("results/up/pretrain/{{source}}/model_s{step}.pt", step=up_budget_snapshots()),
+        metrics="results/up/pretrain/{source}/s{seed}/metrics.parquet",
+        windows="results/up/pretrain/{source}/s{seed}/windows.parquet",
+        model="results/up/pretrain/{source}/s{seed}/model.pt",
+        snapshots=expand("results/up/pretrain/{{source}}/s{{seed}}/model_s{step}.pt", step=up_budget_snapshots()),
     params:
         context=config["up"]["context"],
         cfg=up_pretrain_settings(),
-        seed=config["up"]["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
         eval_protocol=config["up"]["eval_protocol"],
         checkpoint=lambda wc, output: checkpoint_path(output.model),
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
+        seed=r"\d+",
     threads: 4
     resources:
         gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:
-        "logs/up/pretrain/{source}.log",
+        "logs/up/pretrain/{source}/s{seed}.log",
     benchmark:
-        "results/up/benchmarks/pretrain_{source}.tsv"
+        "results/up/benchmarks/pretrain_{source}_s{seed}.tsv"
     script:
         "../scripts/up_pretrain.py"
 
@@ -122,12 +127,15 @@ rule up_markov:
         code=code("up_markov"),
     output:
         table="results/up/markov.csv",
+        windows="results/up/markov_windows.parquet",
         md=report("results/paper/up_markov.md", caption="../report/up_markov.rst", category="up"),
     params:
         chars=config["up"]["evalsets"]["chars"],
         seed=config["up"]["evalsets"]["seed"],
         context=config["up"]["markov"]["context"],
         windows=config["up"]["markov"]["windows"],
+        model_context=config["up"]["context"],
+        eval_bytes=config["up"]["pretrain"]["eval_bytes"],
     threads: 1
     conda:
         "../envs/headstart.yaml"
@@ -139,7 +147,7 @@ rule up_markov:
 
 rule up_finetune:
     input:
-        pretrained="results/up/pretrain/{source}/model.pt",
+        pretrained="results/up/pretrain/{source}/s{seed}/model.pt",
         train=data_files("enwik8", "train.u8"),
         wp=data_files("enwik8", "val.u8"),
         evalsets=up_evalsets(),
@@ -172,11 +180,13 @@ rule up_finetune:
 
 rule up_report:
     input:
-        pretrain=expand("results/up/pretrain/{source}/metrics.parquet", source=config["up"]["pretrain"]["sources"]),
-        markov="results/up/markov.csv",
+        pretrain=up_pretrains("metrics.parquet"),
+        windows=up_pretrains("windows.parquet"),
+        markov_windows="results/up/markov_windows.parquet",
         finetune=up_finetunes(),
         costs=[p.replace(".u8", ".json") for p in up_samples()],
         budget=up_budgets(),
+        walltime=up_walltimes(),
         code=code("up_report"),
     output:
         zero_png=report("results/paper/up_zero_shot.png", caption="../report/up_zero_shot.rst", category="up"),
@@ -195,6 +205,9 @@ rule up_report:
         batch_size=config["up"]["finetune"]["batch_size"],
         pretrain_batch=config["up"]["pretrain"]["batch_size"],
         ablations=config["up"]["ablations"],
+        main_sources=config["up"]["finetune"]["sources"],
+        text_sets=["wp"] + sorted(up_evalset_files()),
+        alpha=config["up"]["claims"]["alpha"],
     conda:
         "../envs/headstart.yaml"
     log:
@@ -210,7 +223,7 @@ rule up_budget:
         wp=data_files("enwik8", "val.u8"),
         code=code("up_budget"),
     output:
-        "results/up/budget/{source}/pre{pre}.parquet",
+        "results/up/budget/{source}/pre{pre}.s{seed}.parquet",
     params:
         cfg=up_finetune_settings(),
         budget=up_budget_settings(),
@@ -220,14 +233,49 @@ rule up_budget:
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
         pre=r"\d+",
+        seed=r"\d+",
     threads: 4
     resources:
         gpu=training_gpus(),
     conda:
         "../envs/headstart.yaml"
     log:
-        "logs/up/budget/{source}/pre{pre}.log",
+        "logs/up/budget/{source}/pre{pre}.s{seed}.log",
     benchmark:
-        "results/up/benchmarks/budget_{source}_pre{pre}.tsv"
+        "results/up/benchmarks/budget_{source}_pre{pre}.s{seed}.tsv"
     script:
         "../scripts/up_budget.py"
+
+
+rule up_walltime:
+    input:
+        pretrained="results/up/pretrain/{source}/s{seed}/model.pt",
+        pretrain_metrics="results/up/pretrain/{source}/s{seed}/metrics.parquet",
+        costs=lambda wc: [p.replace(".u8", ".json") for p in up_samples(wc.source, int(wc.seed))],
+        up_run="results/up/finetune/{source}/up.reload.f1.s{seed}.parquet",
+        scratch_run="results/up/finetune/{source}/scratch.reset.f1.s{seed}.parquet",
+        train=data_files("enwik8", "train.u8"),
+        wp=data_files("enwik8", "val.u8"),
+        code=code("up_walltime"),
+    output:
+        "results/up/walltime/{source}/s{seed}.parquet",
+    params:
+        cfg=up_finetune_settings(),
+        max_steps=config["up"]["walltime"]["max_steps"],
+        device=config["device"],
+        eval_protocol=config["up"]["eval_protocol"],
+        checkpoint=lambda wc, output: checkpoint_path(output[0]),
+    wildcard_constraints:
+        source=r"[A-Za-z0-9_]+",
+        seed=r"\d+",
+    threads: 4
+    resources:
+        gpu=training_gpus(),
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/walltime/{source}/s{seed}.log",
+    benchmark:
+        "results/up/benchmarks/walltime_{source}_s{seed}.tsv"
+    script:
+        "../scripts/up_walltime.py"

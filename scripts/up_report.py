@@ -3,29 +3,57 @@ from pathlib import Path
 
 import pandas as pd
 
-from headstart.claims import to_frame
+from headstart.claims import apply_holm, to_frame
 from headstart.io import read_table, setup_job, write_table, write_text
-from headstart.up import cost, report
+from headstart.up import baselines, cost, report
 
 log = setup_job(snakemake)
 inp, out, p = snakemake.input, snakemake.output, snakemake.params
-pretrain = {Path(f).parent.name: read_table(f) for f in inp.pretrain}
-zero = pd.concat([report.final_bits(df).assign(source=src) for src, df in pretrain.items()], ignore_index=True)
-markov = read_table(inp.markov)
+
+
+def replicate(path: str) -> tuple[str, int]:
+    """(source, seed) of a file under results/up/<kind>/<source>/s<seed>/."""
+    parts = Path(path).parts
+    return parts[-3], int(parts[-2].removeprefix("s"))
+
+
+pretrain = {replicate(f): read_table(f) for f in inp.pretrain}
+zero = pd.concat([report.final_bits(df).assign(source=src, seed=seed) for (src, seed), df in pretrain.items()],
+                 ignore_index=True)
+windows = pd.concat([read_table(f) for f in inp.windows], ignore_index=True)
+markov_windows = read_table(inp.markov_windows)
 ft = report.finetune_table(pd.concat([read_table(f) for f in inp.finetune], ignore_index=True))
-sampling = cost.sampling_totals(cost.read_cost_records(inp.costs))
-pre_wall = {src: cost.pretrain_wall(df) for src, df in pretrain.items()}
-offsets = cost.curve_offsets({src: s for src, (s, _) in pre_wall.items()}, sampling)
 write_table(ft, out.finetune)
+
+# costs per replicate: sampling (the shards it pre-trained on) and pre-training
+records = cost.read_cost_records(inp.costs)
+sampling = {}
+for path, record in zip(inp.costs, records):
+    tot = sampling.setdefault(replicate(path), {"wall_s": 0.0, "rows": 0.0})
+    tot["wall_s"] += float(record["wall_s"])
+    tot["rows"] += float(record["rows"])
+pre_wall = {key: cost.pretrain_wall(df) for key, df in pretrain.items()}
+per_source = lambda d, f: {src: sum(f(v) for (s, _), v in d.items() if s == src) / sum(1 for s, _ in d if s == src)
+                           for src in {s for s, _ in d}}
+offsets = cost.curve_offsets(per_source(pre_wall, lambda v: v[0]),
+                             {src: {"wall_s": w} for src, w in per_source(sampling, lambda v: v["wall_s"]).items()})
+
 mean = report.seed_means(ft)
-report.zero_shot_figure(zero, markov, out.zero_png, out.zero_pdf)
+markov_same = baselines.markov_window_bits(markov_windows)
+report.zero_shot_figure(report.zero_means(zero), markov_same, out.zero_png, out.zero_pdf)
 report.curves_figure(mean, p.batch_size, offsets, out.curves_png, out.curves_pdf)
 report.efficiency_figure(mean, out.eff_png, out.eff_pdf)
 write_text(out.ood_md, report.ood_markdown(mean))
 budget_runs = pd.concat([read_table(f) for f in inp.budget], ignore_index=True)
 bt = report.budget_table(budget_runs, cost.budget_costs(pre_wall, sampling, batch_size=p.pretrain_batch))
 write_table(bt, out.budget)
-report.budget_figure(bt, out.budget_png, out.budget_pdf)
-claims = report.claims(zero, markov, ft) + report.budget_claims(bt)
+report.budget_figure(report.budget_means(bt), out.budget_png, out.budget_pdf)
+wt = report.walltime_table(pd.concat([read_table(f) for f in inp.walltime], ignore_index=True)) if inp.walltime \
+    else pd.DataFrame(columns=["source", "seed", "device", "capped"])
+
+claims = report.zero_shot_claims(zero, p.main_sources)
+claims += report.markov_claims(windows, markov_windows, p.main_sources, p.text_sets)
+claims += report.finetune_claims(ft, [s for s in p.text_sets if s != "wp"])
+claims += report.budget_claims(bt) + report.walltime_claims(ft, wt)
 claims += report.ablation_claims(zero, ft, p.ablations)
-write_table(to_frame(claims), out.claims)
+write_table(to_frame(apply_holm(claims, p.alpha)), out.claims)

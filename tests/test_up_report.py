@@ -15,77 +15,129 @@ def bits(b, half=0.05, name="wp"):
     return {f"{name}_bits": b, f"{name}_bits_lo": b - half, f"{name}_bits_hi": b + half}
 
 
-def test_final_bits_and_claims():
-    pre = metrics({10: {**bits(7.0), **bits(2.0, name="dyck")}, 20: {**bits(5.0), **bits(7.99, name="dyck")}})
-    zero = report.final_bits(pre).assign(source="lstm")
-    assert set(zero["set"]) == {"wp", "dyck"} and (zero["step"] == 20).all()
-    markov = pd.DataFrame([{"set": "wp", "kind": "in_context", "order": 1, "lam": 0.1, "val_bits": 4.9,
-                            "test_bits": 4.81, "best": True}])
-    runs = []
-    for init, opt, final in (("up", "reload", 2.0), ("up", "reset", 2.52), ("scratch", "reset", 2.5)):
-        runs.append(metrics({0: {**bits(final + 1), "time_s": 0.0}, 10: {**bits(final), "time_s": 1.0}},
-                            source="lstm", init=init, opt=opt, frac=1.0))
-    ft = report.finetune_table(pd.concat(runs, ignore_index=True))
-    assert set(ft["set"]) == {"wp"} and len(ft) == 6
-    cl = {c.claim: c for c in report.claims(zero, markov, ft)}
-    chance = next(c for k, c in cl.items() if "better than chance" in k)
-    assert chance.verdict == "inconclusive" and chance.value == 7.99          # dyck CI straddles 8
-    markov_claim = next(c for k, c in cl.items() if "in-context Markov" in k)
-    assert markov_claim.verdict == "not supported"                             # 5.0 > 4.81
-    reload = next(c for k, c in cl.items() if "reload" in k)
-    reset = next(c for k, c in cl.items() if "reset optimizer" in k)
-    assert reload.verdict == "supported" and reset.verdict == "inconclusive"
-    md = report.ood_markdown(ft)
-    assert "2.000 [1.950, 2.050]" in md
+def runs_table(finals: dict, sets=("wp",), half=0.001, source="lstm"):
+    """A fine-tuning table from {(init, opt, frac, seed): final bits} (or {…: {set: bits}})."""
+    out = []
+    for (init, opt, frac, seed), value in finals.items():
+        per_set = value if isinstance(value, dict) else {name: value for name in sets}
+        vals = {k: v for name, b in per_set.items() for k, v in bits(b, half=half, name=name).items()}
+        out.append(metrics({10: {**vals, "time_s": 1.0}}, source=source, init=init, opt=opt, frac=frac, seed=seed))
+    return report.finetune_table(pd.concat(out, ignore_index=True))
 
 
-def test_budget_table_times_and_claim():
+def by_name(claims, *words):
+    (hit,) = [c for c in claims if all(w in c.claim for w in words)]
+    return hit
+
+
+def test_p_value_agrees_with_the_interval():
+    """p < 0.025 (one-sided) exactly when the 95% CI excludes the null, for 1..5 replicates."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 6))
+        mean, half = float(rng.normal()), float(rng.uniform(0.01, 2))
+        p = report._p_value(mean, half, n, "less")
+        assert (p < 0.025) == (mean + half < 0)
+        assert report._p_value(mean, half, n, "greater") == pytest.approx(1 - p)
+        assert report._p_value(mean, half, n, "two-sided") == pytest.approx(2 * min(p, 1 - p))
+
+
+def test_zero_shot_claims_per_set_and_replicate():
+    pre = {s: metrics({20: {**bits(5.0 + 0.1 * s), **bits(7.99, name="dyck")}}) for s in (0, 1, 2)}
+    zero = pd.concat([report.final_bits(df).assign(source="lstm", seed=s) for s, df in pre.items()]
+                     + [report.final_bits(metrics({20: {**bits(7.5), **bits(6.0, name="dyck")}})).assign(source="uniform", seed=0)],
+                     ignore_index=True)
+    cl = report.zero_shot_claims(zero, main=["lstm"])
+    wp, dyck = by_name(cl, "lstm", "on wp"), by_name(cl, "lstm", "on dyck")
+    assert wp.n == 3 and wp.value == pytest.approx(5.1) and wp.verdict == "supported" and wp.role == "confirmatory"
+    assert dyck.verdict == "inconclusive" and dyck.value == pytest.approx(7.99)       # CI straddles 8
+    other = by_name(cl, "uniform")
+    assert other.role == "exploratory" and "worst set (wp" in other.statistic and other.value == 7.5
+    means = report.zero_means(zero).set_index(["source", "set"])
+    assert means.loc[("lstm", "wp"), "n_seeds"] == 3
+    assert means.loc[("lstm", "wp"), "hi"] - 5.1 == pytest.approx(report.seed_half_width([5.0, 5.1, 5.2], 0.05))
+
+
+def test_finetune_claims_pair_by_replicate():
+    """UP − scratch is paired by replicate (seed-to-seed spread of ±0.3 cancels), per fraction; reload vs
+    reset is two-sided; each OOD set gets its claim; the OOD-gain and slope statistics are exact."""
+    finals = {}
+    for seed, shift in ((0, 0.0), (1, 0.3), (2, -0.3)):
+        for frac, gain in ((1.0, 0.1), (0.1, 0.3), (0.01, 0.5)):       # UP's advantage grows as data shrink
+            finals[("scratch", "reset", frac, seed)] = {"wp": 2.5 + shift, "tiny": 3.0 + shift}
+            finals[("up", "reload", frac, seed)] = {"wp": 2.5 + shift - gain, "tiny": 3.0 + shift - 2 * gain}
+            finals[("up", "reset", frac, seed)] = {"wp": 2.5 + shift - gain + 0.02 * (seed - 1), "tiny": 3.0 + shift}
+    ft = runs_table(finals)
+    cl = report.finetune_claims(ft, ood_sets=["tiny"])
+    top = by_name(cl, "reload optimizer) beats scratch", "fraction 1")
+    assert top.n == 3 and top.value == pytest.approx(-0.1) and top.verdict == "supported" and top.role == "confirmatory"
+    assert by_name(cl, "reload optimizer) beats scratch", "fraction 0.1").role == "exploratory"
+    both = by_name(cl, "keeping Adam's moments", "fraction 1")
+    assert both.value == pytest.approx(0.0) and both.verdict == "inconclusive" and both.role == "exploratory"
+    ood = by_name(cl, "out of distribution on tiny")
+    assert ood.value == pytest.approx(-0.2) and ood.verdict == "supported"
+    gain = by_name(cl, "larger out of distribution")
+    assert gain.value == pytest.approx(0.1) and gain.verdict == "supported"             # 0.2 OOD − 0.1 on enwik8
+    slope = by_name(cl, "reload optimizer) advantage over scratch grows")
+    assert slope.value == pytest.approx(0.2) and slope.verdict == "supported" and slope.n == 3   # +0.2 bits per decade
+
+
+def test_budget_and_walltime_claims():
     runs = []
-    for pre, final in ((0, 3.0), (2, 2.5), (4, 2.9)):
-        runs.append(metrics({40 - 10 * pre: {**bits(final), "time_s": 5.0}}, source="lstm", pre_units=pre,
-                            total_units=6, unit_steps=10))
-    cost = {"lstm": {"pre_s_per_step": 0.5, "batch_size": 4, "sample_s_per_row": 0.25}}
+    for seed in (0, 1):
+        for pre, final in ((0, 3.0), (2, 2.5), (4, 2.9)):
+            runs.append(metrics({40 - 10 * pre: {**bits(final + 0.1 * seed, half=0.01), "time_s": 5.0}}, source="lstm",
+                                pre_units=pre, total_units=6, unit_steps=10, seed=seed))
+    cost = {("lstm", 0): {"pre_s_per_step": 0.5, "batch_size": 4, "sample_s_per_row": 0.25}}
     bt = report.budget_table(pd.concat(runs, ignore_index=True), cost)
-    assert bt["pre_units"].tolist() == [0, 2, 4]
-    row = bt.set_index("pre_units").loc[2]
+    assert len(bt) == 6
+    row = bt.set_index(["pre_units", "seed"]).loc[(2, 0)]
     assert row["time_s"] == 5.0 + 20 * 0.5 and row["time_with_sampling_s"] == 5.0 + 10 + 20 * 4 * 0.25
-    (claim,) = report.budget_claims(bt)
-    assert claim.verdict == "supported" and claim.value == -0.5 and "2/6" in claim.statistic
+    assert bt.set_index(["pre_units", "seed"]).loc[(2, 1), "time_s"] == 5.0            # no cost known for seed 1
+    two, four = report.budget_claims(bt)
+    assert "2/6" in two.statistic and two.value == pytest.approx(-0.5) and two.n == 2 and two.verdict == "supported"
+    assert "4/6" in four.statistic and four.value == pytest.approx(-0.1)
+    means = report.budget_means(bt)
+    assert means.set_index("pre_units").loc[2, "bits"] == pytest.approx(2.55)
+    ft = runs_table({("up", "reload", 1.0, s): 2.0 + 0.1 * s for s in (0, 1)})
+    wt_runs = pd.concat([metrics({50: bits(2.3 + 0.1 * s, half=0.001)}, source="lstm", seed=s, walltime_s=12.0,
+                                 walltime_capped=False, device="cpu") for s in (0, 1)], ignore_index=True)
+    wt = report.walltime_table(wt_runs)
+    assert wt["steps"].tolist() == [50, 50]
+    (claim,) = report.walltime_claims(ft, wt)
+    assert claim.value == pytest.approx(-0.3) and claim.verdict == "supported" and "cpu" in claim.claim
 
 
 def test_ablation_claims():
-    zero = pd.concat([report.final_bits(metrics({5: bits(b)})).assign(source=src)
+    zero = pd.concat([report.final_bits(metrics({5: bits(b)})).assign(source=src, seed=0)
                       for src, b in (("fixed", 6.0), ("sampled", 5.0))], ignore_index=True)
-    ft = report.finetune_table(pd.concat([
-        metrics({0: {**bits(b + 1), "time_s": 0.0}, 10: {**bits(b), "time_s": 1.0}},
-                source=src, init="up", opt="reload", frac=1.0) for src, b in (("fixed", 3.0), ("sampled", 3.01))],
-        ignore_index=True))
+    ft = pd.concat([runs_table({("up", "reload", 1.0, 0): b}, half=0.05, source=src)
+                    for src, b in (("fixed", 3.0), ("sampled", 3.01))], ignore_index=True)
     zs, tuned = report.ablation_claims(zero, ft, {"temperature": ["fixed", "sampled"]})
-    assert zs.verdict == "supported" and zs.value == -1.0
+    assert zs.verdict == "supported" and zs.value == -1.0 and zs.role == "exploratory"
     assert tuned.verdict == "inconclusive" and tuned.value == pytest.approx(0.01)
 
 
-def test_seeds_pair_arms_and_widen_cis():
-    """Three seeds per arm: UP − scratch is paired by seed (its t interval sees the seed-to-seed spread
-    of the *differences*, not of the arms), and seed means carry the t interval over seeds."""
-    runs = []
-    for seed, shift in ((0, 0.0), (1, 0.3), (2, -0.3)):       # seeds differ a lot, the difference does not
-        for init, opt, final in (("up", "reload", 2.0), ("scratch", "reset", 2.1)):
-            runs.append(metrics({10: {**bits(final + shift + 0.001 * seed * (init == "up"), half=0.001),
-                                      "time_s": 1.0}}, source="lstm", init=init, opt=opt, frac=1.0, seed=seed))
-    ft = report.finetune_table(pd.concat(runs, ignore_index=True))
-    assert sorted(ft["seed"].unique()) == [0, 1, 2]
-    (claim,) = report.claims(pd.DataFrame(columns=["source", "set", "bits", "lo", "hi"]),
-                             pd.DataFrame(columns=["set", "kind", "test_bits", "best"]), ft)
-    assert claim.n == 3 and claim.value == pytest.approx(-0.099)
-    assert claim.verdict == "supported" and claim.ci_high < 0 and "seeds" in claim.rule
-    # unpaired, the arms' spread (±0.3) would swamp the 0.1 difference
-    mean = report.seed_means(ft).set_index("init")
-    assert mean.loc["scratch", "n_seeds"] == 3 and mean.loc["scratch", "bits"] == pytest.approx(2.1)
-    half = mean.loc["scratch", "hi"] - mean.loc["scratch", "bits"]
-    assert half == pytest.approx(report.seed_half_width([2.1, 2.4, 1.8], 0.001))
-    assert half > 0.5                                           # t(2) · 0.3/√3 ≈ 0.75
-    assert report.seed_half_width([2.0], 0.05) == 0.05          # one seed: the evaluation CI alone
+def test_holm_decides_the_confirmatory_family():
+    """Holm over the four confirmatory p-values (0.01, 0.04, 0.03, 0.9) adjusts them to (0.04, 0.09, 0.09,
+    0.9): only the first stays supported; exploratory claims and claims without a p-value keep their own
+    verdict."""
+    import math
+
+    from headstart.claims import Claim, apply_holm
+
+    mk = lambda name, p, role="confirmatory", v="supported": Claim("up", name, "d", -1.0, -2.0, -0.1, 3, v, "r",
+                                                                   p_value=p, role=role)
+    out = apply_holm([mk("a", 0.01), mk("b", 0.04), mk("c", 0.03), mk("x", 0.001, "exploratory"),
+                      mk("bound", math.nan), mk("d", 0.9, v="not supported")])
+    got = {c.claim: c for c in out}
+    assert got["a"].p_holm == pytest.approx(0.04) and got["a"].verdict == "supported"     # 4 in the family: 0.01·4
+    assert got["b"].verdict == "inconclusive" and got["c"].verdict == "inconclusive"
+    assert got["x"].verdict == "supported" and math.isnan(got["x"].p_holm)
+    assert got["bound"].verdict == "supported" and got["d"].verdict == "not supported"
+    assert "Holm over 4" in got["a"].rule
 
 
 def test_wall_times_come_from_metrics_and_cost_records(tmp_path):

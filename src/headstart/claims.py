@@ -6,11 +6,15 @@ the ``claims`` rule gathers them into ``results/paper/claims.{md,csv}``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import pandas as pd
 
-from headstart.stats import VERDICTS  # noqa: E402  (one definition of the verdict words)
+from headstart.stats import VERDICTS, holm  # noqa: E402  (one definition of the verdict words)
+
+#: A claim's role: confirmatory claims of one study form one family, decided with the Holm
+#: correction over their p-values (:func:`apply_holm`); exploratory claims keep the per-claim 95% rule.
+ROLES = ("confirmatory", "exploratory")
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,39 @@ class Claim:
     n: int              # independent units the statistic rests on (configs, seeds, repeats)
     verdict: str
     rule: str           # how the verdict was decided, e.g. "max ≤ 1e-05" or "95% CI within ±0.02"
+    n_what: str = ""            # what n counts, e.g. "replicates (pre-training runs)"
+    p_value: float = math.nan   # one-sided p of the claimed direction (NaN: a bound or an estimate, no test)
+    p_holm: float = math.nan    # Holm-adjusted p within the study's confirmatory family (NaN: not in it)
+    role: str = "confirmatory"  # confirmatory | exploratory (ROLES)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.claim!r}: verdict {self.verdict!r} not one of {VERDICTS}")
+        if self.role not in ROLES:
+            raise ValueError(f"claim {self.claim!r}: role {self.role!r} not one of {ROLES}")
+
+
+def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
+    """Decide a study's confirmatory claims as one family with the Holm step-down correction.
+
+    Every confirmatory claim with a finite one-sided ``p_value`` enters the family; its Holm-adjusted
+    p is stored in ``p_holm`` and its verdict becomes 'supported' when ``p_holm < alpha``,
+    'not supported' when its 95% CI lies wholly on the side opposite the claim (the per-claim verdict
+    already says so), else 'inconclusive'. Exploratory claims and claims without a p-value (bounds,
+    worst cases) keep their per-claim verdict."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    family = [i for i, c in enumerate(claims) if c.role == "confirmatory" and math.isfinite(c.p_value)]
+    if not family:
+        return list(claims)
+    adjusted = holm([claims[i].p_value for i in family])
+    out = list(claims)
+    for i, p in zip(family, adjusted):
+        c = claims[i]
+        v = "supported" if p < alpha else ("not supported" if c.verdict == "not supported" else "inconclusive")
+        out[i] = replace(c, p_holm=float(p), verdict=v,
+                         rule=f"{c.rule}; Holm over {len(family)} confirmatory claims: p_holm < {alpha:g}")
+    return out
 
 
 COLUMNS = [f.name for f in fields(Claim)]
@@ -77,7 +110,14 @@ def render_markdown(df: pd.DataFrame) -> str:
         "# Claims",
         "",
         "One line per claim: the statistic, its 95% confidence interval (— where a worst case over",
-        "all units is the statistic), n, and the verdict with the rule that decided it.",
+        "all units is the statistic), n and what it counts, and the verdict with the rule that decided it.",
+        "",
+        "**Verdict rule.** A directional claim is *supported* when its 95% CI lies wholly on the claimed",
+        "side, *not supported* when it lies wholly on the other side, *inconclusive* otherwise; bound",
+        "claims compare a worst case with a stated bar. **Multiple testing:** the *confirmatory* claims",
+        "of one study form one family; each carries a one-sided p-value, and a confirmatory claim is",
+        "supported only when its Holm-adjusted p (p_holm) is below α = 0.05 (family-wise error rate",
+        "within the study). *Exploratory* claims are decided one by one and are marked so.",
         "",
     ]
     for study, group in df.groupby("study", sort=False):
@@ -85,8 +125,14 @@ def render_markdown(df: pd.DataFrame) -> str:
         lines.append("")
         for c in group.itertuples(index=False):
             ci = "—" if c.ci_low != c.ci_low else f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"
+            role = getattr(c, "role", "confirmatory")
+            p = getattr(c, "p_holm", math.nan)
+            ptxt = f", p_holm = {_num(p)}" if isinstance(p, float) and p == p else ""
+            tag = " *(exploratory)*" if role == "exploratory" else ""
+            what = getattr(c, "n_what", "")
+            what = f" {what}" if isinstance(what, str) and what else ""
             lines.append(
-                f"- {c.claim}: {c.statistic} = {_num(c.value)}, 95% CI {ci}, n = {c.n}"
+                f"- {c.claim}{tag}: {c.statistic} = {_num(c.value)}, 95% CI {ci}, n = {c.n}{what}{ptxt}"
                 f" — **{c.verdict}** ({c.rule})"
             )
         lines.append("")

@@ -441,11 +441,12 @@ def _code_errors(config: dict) -> list[str]:
         errors.append("up.pretrain.model.context: set by up.context (the model sees up.context - 1 inputs); remove it here")
     else:
         attempt(UPConfig.from_dict, pre["model"], path="up.pretrain.model", context=context - 1)
-    pre_train = attempt(TrainConfig.from_dict, pre["train"], path="up.pretrain.train")
-    if "seed" in fin["train"]:
-        errors.append("up.finetune.train.seed: set per run by up.finetune.seeds; remove it here")
-    else:
-        attempt(TrainConfig.from_dict, fin["train"], path="up.finetune.train")
+    for where, section in (("up.pretrain.train", pre), ("up.finetune.train", fin)):
+        if "seed" in section["train"]:
+            errors.append(f"{where}.seed: set per replicate by up.pretrain.seeds; remove it here")
+    pre_train = attempt(TrainConfig.from_dict, {k: v for k, v in pre["train"].items() if k != "seed"},
+                        path="up.pretrain.train")
+    attempt(TrainConfig.from_dict, {k: v for k, v in fin["train"].items() if k != "seed"}, path="up.finetune.train")
 
     # up: references between sections
     defined = list(up["sources"])
@@ -463,6 +464,13 @@ def _code_errors(config: dict) -> list[str]:
     refs("up.pretrain.sources", pretrained, sampled, sample_it, "sampled")
     refs("up.finetune.sources", fin["sources"], sampled, sample_it, "sampled")
     refs("up.budget.sources", up["budget"]["sources"], sampled, sample_it, "sampled")
+    walltime = up.get("walltime", {}).get("sources") or []
+    refs("up.walltime.sources", walltime, fin["sources"], "not fine-tuned: add to up.finetune.sources", "fine-tuned")
+    missing = [arm for arm in (["up", "reload"], ["scratch", "reset"]) if arm not in fin["arms"]]
+    if walltime and (missing or 1 not in fin["fracs"]):
+        errors.append("up.walltime.sources: the equal-wall-time arm is compared with the runs [up, reload] and "
+                      "[scratch, reset] on all data; add them to up.finetune.arms and 1.0 to up.finetune.fracs, "
+                      "or leave up.walltime.sources empty")
     for name, pair in up.get("ablations", {}).items():
         refs(f"up.ablations.{name}", pair, pretrained, "not pre-trained: add to up.pretrain.sources",
              "pre-trained")
@@ -486,10 +494,10 @@ def _code_errors(config: dict) -> list[str]:
 
     # up: evaluation sets
     files = up["evalsets"].get("files") or {}
-    clash = sorted(set(files) & (set(up["evalsets"]["names"]) | {"wp"}))
+    clash = sorted(set(files) & (set(up["evalsets"]["names"]) | {"wp"} | set(up["evalsets"].get("data") or [])))
     if clash:
-        errors.append(f"up.evalsets.files: names {clash} are taken by the synthetic sets (up.evalsets.names) "
-                      "or enwik8 (wp)")
+        errors.append(f"up.evalsets.files: names {clash} are taken by the synthetic sets (up.evalsets.names), "
+                      "the data-layer sets (up.evalsets.data) or enwik8 (wp)")
     return errors
 
 

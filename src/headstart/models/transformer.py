@@ -68,6 +68,8 @@ class TransformerConfig(Config):
     attn_dropout: float = knob(0.0, ge=0, lt=1)  # on attention probabilities (SDPA dropout_p, training only)
     ln_eps: float = knob(1e-5, gt=0)
     bias: bool = True                   # biases of Linear and LayerNorm
+    qkv_bias: bool = True               # biases of the query/key/value projection (with bias; False: the UP original)
+    dropout_at: Literal["branch", "output"] = "branch"  # post-LN: ln(x + drop(f(x))) or drop(ln(x + f(x))) (UP original)
     init_std: float = knob(0.02, ge=0)
 
     def check(self) -> None:
@@ -164,7 +166,7 @@ class SelfAttention(nn.Module):
         self.causal = cfg.causal
         self.scale = cfg.attention_scale()
         self.dropout = cfg.attn_dropout
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # rows: [q; k; v]
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias and cfg.qkv_bias)  # rows: [q; k; v]
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -208,12 +210,16 @@ class Block(nn.Module):
         self.ln_2 = layer_norm(cfg) if cfg.norm != "none" else nn.Identity()
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.resid_dropout)
+        self.drop_output = cfg.dropout_at == "output"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.norm == "pre":
             x = x + self.drop(self.attn(self.ln_1(x), mask, rope))
             x = x + self.drop(self.mlp(self.ln_2(x)))
+        elif self.drop_output:  # the UP original: dropout after each residual sum's LayerNorm
+            x = self.drop(self.ln_1(x + self.attn(x, mask, rope)))
+            x = self.drop(self.ln_2(x + self.mlp(x)))
         else:  # post (ln_* are LayerNorms) or none (ln_* are identities)
             x = self.ln_1(x + self.drop(self.attn(x, mask, rope)))
             x = self.ln_2(x + self.drop(self.mlp(x)))

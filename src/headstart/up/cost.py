@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["pretrain_wall", "read_cost_records", "sampling_totals", "sample_s_per_row", "curve_offsets",
-           "budget_costs", "split_wall_times"]
+           "budget_costs", "split_wall_times", "finetune_wall", "walltime_budget", "walltime_steps"]
 
 TIME = "time_s"
 
@@ -104,3 +104,30 @@ def split_wall_times(pre_units: int, unit_steps: int, finetune_s: float, cost: d
     pre_s = pre_steps * cost.get("pre_s_per_step", 0.0)
     sample_s = pre_steps * cost.get("batch_size", 0) * cost.get("sample_s_per_row", 0.0)
     return finetune_s + pre_s, finetune_s + pre_s + sample_s
+
+
+def finetune_wall(metrics: pd.DataFrame) -> tuple[float, int]:
+    """(wall seconds, steps) of a fine-tuning run: the same ``time_s`` rule as :func:`pretrain_wall`."""
+    return pretrain_wall(metrics)
+
+
+def walltime_budget(records: list[dict], pretrain: pd.DataFrame, up_run: pd.DataFrame) -> dict[str, float]:
+    """The wall time a UP replicate cost, with sampling: {'sample_s', 'pretrain_s', 'finetune_s',
+    'total_s'}. ``records``: the cost records of the shards the replicate's pre-training read;
+    ``pretrain``: its metric rows; ``up_run``: the metric rows of its UP fine-tuning run."""
+    sample_s = sum(float(r["wall_s"]) for r in records)
+    pre_s, _ = pretrain_wall(pretrain)
+    fin_s, _ = finetune_wall(up_run)
+    return {"sample_s": sample_s, "pretrain_s": pre_s, "finetune_s": fin_s, "total_s": sample_s + pre_s + fin_s}
+
+
+def walltime_steps(total_s: float, scratch_run: pd.DataFrame, max_steps: int) -> tuple[int, float, bool]:
+    """(updates, seconds per update, capped): how many updates of scratch training take ``total_s``
+    wall seconds at the time per update of ``scratch_run`` (the scratch fine-tuning run of the same
+    replicate, on the same device), at most ``max_steps``. Raises when the scratch run logged no time."""
+    seconds, steps = finetune_wall(scratch_run)
+    if steps < 1 or seconds <= 0:
+        raise ValueError("the scratch run logged no training time (time_s); cannot convert wall time to updates")
+    per_step = seconds / steps
+    want = max(1, round(total_s / per_step))
+    return min(want, int(max_steps)), per_step, want > max_steps

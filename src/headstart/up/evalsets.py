@@ -18,6 +18,8 @@ import numpy as np
 
 __all__ = [
     "BITS_LENGTH",
+    "DATA_EVALSETS",
+    "dataset_text",
     "DYCK_P",
     "EVALSETS",
     "up_eval_set",
@@ -215,3 +217,27 @@ def up_eval_set(name: str, n_chars: int = 100_000, seed: int = 0) -> bytes:
         raise ValueError(f"unknown UP evaluation set {name!r}; valid names: "
                          f"{', '.join(sorted(EVALSETS))}")
     return fn(n_chars, seed)
+
+
+#: Data-layer sets scored as out-of-distribution text (config ``up.evalsets.data``): name → the file
+#: of the prepared data set (:data:`headstart.data.registry.DATASETS`) that is read.
+DATA_EVALSETS: dict[str, str] = {"tinystories": "validation.txt", "sst2": "dev.tsv"}
+
+
+def dataset_text(name: str, path) -> bytes:
+    """The text of data-layer evaluation set ``name`` read from ``path``, as UTF-8 bytes: TinyStories
+    validation as it is (stories in the raw format), SST-2 dev as its sentences, one per line (the
+    header and the labels dropped). A file that does not have the expected form raises an error
+    naming it."""
+    from pathlib import Path
+
+    from headstart.data.prepare import check_sst2_tsv
+
+    path = Path(path)
+    if name not in DATA_EVALSETS:
+        raise ValueError(f"unknown data-layer evaluation set {name!r}; valid names: {sorted(DATA_EVALSETS)}")
+    if name == "sst2":
+        check_sst2_tsv(path)
+        lines = path.read_text(encoding="utf-8").splitlines()[1:]
+        return "".join(line.rsplit("\t", 1)[0] + "\n" for line in lines).encode("utf-8")
+    return path.read_bytes()

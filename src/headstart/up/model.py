@@ -15,7 +15,11 @@ the logits, and progressive depth.
   they are saved in checkpoints.
 
 The core's post-LN block applies dropout to each branch before the residual sum
-(``ln(x + drop(f(x)))``); the original applies it after the LayerNorm (``drop(ln(x + f(x)))``).
+(``ln(x + drop(f(x)))``); the original applies it after the LayerNorm (``drop(ln(x + f(x)))``):
+``dropout_at: output`` switches to the original's. The original's K/Q/V projections have no bias:
+``qkv_bias: false``. Neither is the default, because both change training only through the
+regularisation path (dropout placement) or three bias vectors per block, and the defaults keep the
+shared core's block.
 """
 from __future__ import annotations
 
@@ -59,6 +63,8 @@ class UPConfig(Config):
     progressive: bool = True
     freeze_blocks: int = knob(8, ge=1)     # blocks always on, and blocks enabled per unfreeze_time
     unfreeze_time: int = knob(10_000, ge=1)  # instances per step of progressive depth
+    qkv_bias: bool = True                  # False: the original's bias-free K/Q/V projections
+    dropout_at: str = "branch"             # branch: ln(x + drop(f(x))); output: the original's drop(ln(x + f(x)))
 
     def check(self) -> None:
         super().check()
@@ -70,12 +76,13 @@ class UPConfig(Config):
                     f"a multiple of heads = {self.heads} (heads = max(width // 128, min_heads = {self.min_heads}) "
                     "unless given)")
         self.expect(is_activation(self.nonlinearity), "nonlinearity", ACTIVATIONS)
+        self.expect(self.dropout_at in ("branch", "output"), "dropout_at", "branch or output")
 
     def core(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=VOCAB, block_size=self.context, n_layer=self.depth, n_head=self.heads,
                                  n_embd=self.width, norm="post", final_norm=False, pos="learned",
                                  activation=self.nonlinearity, attn_scale=self.attn_factor / (self.width // self.heads),
-                                 resid_dropout=self.dropout)
+                                 resid_dropout=self.dropout, qkv_bias=self.qkv_bias, dropout_at=self.dropout_at)
 
 
 class GatedBlock(nn.Module):

@@ -1,14 +1,28 @@
 """Figures, tables and claims of the UP study, from the tidy tables of its rules (rule ``up_report``).
 
-Inputs: pre-training metrics per source (``results/up/pretrain/<source>/metrics.parquet``), the
-Markov table (``results/up/markov.csv``), the fine-tuning runs and the sampling cost records. Wall
-times come from the training metrics (``time_s``) and the cost records, never from benchmark files
-(:mod:`headstart.up.cost`).
-Bits per byte carry the 95% CIs of :func:`headstart.up.evaluate.bits_all_positions` (windows as
-clusters: uncertainty over the evaluation data). Fine-tuning runs repeat per training seed
-(``up.finetune.seeds``); with two or more seeds, means over seeds and differences between arms
-(paired by seed) carry a t interval over seeds combined with the evaluation CI
-(:func:`seed_half_width`), so both training noise and evaluation data count.
+Inputs: pre-training metrics and per-window zero-shot bits per source and replicate
+(``results/up/pretrain/<source>/s<seed>/``), the Markov tables (``results/up/markov.csv``, the
+same-bytes windows ``results/up/markov_windows.parquet``), the fine-tuning runs, the budget splits, the
+equal-wall-time scratch runs and the sampling cost records. Wall times come from the training metrics
+(``time_s``) and the cost records, never from benchmark files (:mod:`headstart.up.cost`).
+
+Replicates. ``up.pretrain.seeds`` lists the replicates: replicate s samples its own source data,
+pre-trains with its own init and data order, and seeds its fine-tuning runs, budget splits and
+equal-wall-time run (UP and scratch alike). Every comparison pairs runs by replicate, and every
+claim's n counts replicates (whole pre-training runs).
+
+Intervals. Bits per byte carry the 95% CIs of :func:`headstart.up.evaluate.bits_all_positions`
+(windows as clusters: uncertainty over the evaluation data). Means over replicates and paired
+differences carry a t interval over replicates combined with the evaluation CI
+(:func:`seed_half_width`), so both training noise and evaluation data count; the p-value of a claim
+is the one consistent with that interval (:func:`_p_value`).
+
+Verdicts. Confirmatory claims (the original's stated claims: zero-shot better than chance and than
+the in-context Markov model on natural text, faster/better fine-tuning, better out-of-distribution
+generalisation, the data-efficiency interaction, every budget split and the equal-wall-time arm) form
+the study's family, decided with Holm (:func:`headstart.claims.apply_holm`, applied by the job);
+the rest (other fractions, optimizer reset, reload vs reset, ablations, synthetic-set Markov
+comparisons, other sources) are exploratory.
 """
 from __future__ import annotations
 
@@ -24,8 +38,10 @@ from headstart.stats import t_ci, verdict
 from headstart.up.cost import split_wall_times
 from headstart.up.evaluate import chance_bits
 
-__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_shot_figure", "curves_figure",
-           "efficiency_figure", "ood_markdown", "budget_table", "budget_figure", "budget_claims", "ablation_claims", "claims"]
+__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_means", "zero_shot_figure",
+           "curves_figure", "efficiency_figure", "ood_markdown", "budget_table", "budget_means", "budget_figure",
+           "zero_shot_claims", "markov_claims", "finetune_claims", "budget_claims", "walltime_table",
+           "walltime_claims", "ablation_claims"]
 
 STUDY = "up"
 CHANCE = chance_bits()
@@ -86,22 +102,62 @@ def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _difference(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float, float, int]:
-    """Mean of a − b bits, paired on the index (the seed), with its 95% CI: (mean, lo, hi, pairs)."""
+REPLICATES = ("replicates (pre-training runs, each with its own source sample, init and data order; "
+              "arms paired by replicate)")
+
+
+def _p_value(mean: float, half: float, n: int, alternative: str, null: float = 0.0) -> float:
+    """One-sided (or two-sided) p-value consistent with a 95% CI ``mean ± half``: the standard error is
+    ``half / t_{0.975, n-1}`` (n ≥ 2 replicates; the normal quantile for one), the test statistic
+    ``(mean − null) / SE`` on n − 1 degrees of freedom. p < 0.025 one-sided ⇔ the CI excludes null."""
+    from scipy import stats as st
+
+    dist = st.t(df=n - 1) if n >= 2 else st.norm()
+    se = half / float(dist.ppf(0.975)) if half > 0 else 0.0
+    if not math.isfinite(mean) or not math.isfinite(se):
+        return math.nan
+    if se == 0:
+        side = {"less": mean < null, "greater": mean > null, "two-sided": mean != null}[alternative]
+        return 0.0 if side else 1.0
+    z = (mean - null) / se
+    if alternative == "less":
+        return float(dist.cdf(z))
+    if alternative == "greater":
+        return float(dist.sf(z))
+    return float(2 * dist.sf(abs(z)))
+
+
+def _test(name: str, statistic: str, values, eval_half: float, alternative: str = "less", null: float = 0.0,
+          role: str = "confirmatory", rule: str = "", n_what: str = REPLICATES) -> Claim:
+    """A claim on the mean of per-replicate ``values`` (e.g. UP − scratch bits, one per replicate): 95% CI
+    of :func:`seed_half_width` (t over replicates combined with the evaluation CI ``eval_half``), the
+    per-claim verdict of that CI against ``null``, and its p-value (:func:`_p_value`)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if values.size else math.nan
+    half = seed_half_width(values, eval_half) if values.size else math.nan
+    lo, hi = mean - half, mean + half
+    side = {"less": "<", "greater": ">", "two-sided": "≠"}[alternative]
+    how = ("t over replicates (paired) combined with the evaluation CIs" if values.size > 1
+           else "the evaluation CI alone (one replicate)")
+    return Claim(STUDY, name, statistic, mean, lo, hi, int(values.size), verdict(lo, hi, alternative, null=null),
+                 rule or f"95% CI {side} {null:g}: {how}", n_what=n_what,
+                 p_value=_p_value(mean, half, int(values.size), alternative, null), role=role)
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """Per-replicate a − b bits, paired on the index (the seed), and the evaluation half-width of one
+    difference (the two arms' mean evaluation half-widths combined)."""
     j = a[["bits", "lo", "hi"]].join(b[["bits", "lo", "hi"]], lsuffix="_a", rsuffix="_b", how="inner")
     d = (j["bits_a"] - j["bits_b"]).to_numpy()
     eval_half = math.hypot(float(((j["hi_a"] - j["lo_a"]) / 2).mean()), float(((j["hi_b"] - j["lo_b"]) / 2).mean()))
-    mean, half = float(d.mean()), seed_half_width(d, eval_half)
-    return mean, mean - half, mean + half, len(d)
+    return d, eval_half
 
 
-def _less(name: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, note: str = "") -> Claim:
-    """Claim ``name``: a's bits below b's, paired by seed (the index); the CI of the difference < 0."""
-    d, lo, hi, n = _difference(a, b)
-    v = verdict(lo, hi, "less")
-    rule = ("95% CI < 0: t over seeds (paired) combined with the evaluation CIs" if n > 1
-            else "combined evaluation 95% CIs < 0 (one run per arm)")
-    return Claim(STUDY, name, statistic, d, lo, hi, n, v, rule + note)
+def _less(name: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, role: str = "confirmatory",
+          alternative: str = "less") -> Claim:
+    """Claim ``name``: a's bits below b's (``alternative='less'``), paired by replicate (the index)."""
+    d, eval_half = _paired(a, b)
+    return _test(name, statistic, d, eval_half, alternative, role=role)
 
 
 def _arm(r) -> str:
@@ -109,7 +165,8 @@ def _arm(r) -> str:
 
 
 def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: str) -> None:
-    """UP zero-shot bits per set (CI bars), the chance line and the in-context Markov baseline."""
+    """UP zero-shot bits per set (:func:`zero_means`: mean over replicates, CI bars), the chance line and
+    the in-context Markov baseline on the same bytes (``markov``: set, bits)."""
     fig, axes = plotting.figure(width=6.0, height=3.2)
     ax = axes[0, 0]
     sets = sorted(zero["set"].unique())
@@ -118,8 +175,8 @@ def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: st
         g = g.set_index("set").reindex(sets)
         ax.errorbar(x + 0.1 * i, g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], fmt="o",
                     label=f"UP ({src}), zero-shot")
-    ic = markov[(markov["kind"] == "in_context") & markov["best"]].set_index("set").reindex(sets)
-    ax.scatter(x, ic["test_bits"], marker="_", s=300, color="black", label="in-context Markov")
+    ic = markov.set_index("set").reindex(sets)
+    ax.scatter(x, ic["bits"], marker="_", s=300, color="black", label="in-context Markov (same bytes)")
     ax.axhline(CHANCE, color="grey", ls="--", label="chance (8 bits)")
     ax.set_xticks(x, sets, rotation=30)
     ax.set_ylabel("bits per byte")
@@ -194,34 +251,6 @@ def ood_markdown(ft: pd.DataFrame) -> str:
     return head + markdown_table(pd.DataFrame(rows)) + "\n"
 
 
-def claims(zero: pd.DataFrame, markov: pd.DataFrame, ft: pd.DataFrame) -> list[Claim]:
-    out: list[Claim] = []
-    for src, g in zero.groupby("source"):
-        worst = g.loc[g["hi"].idxmax()]
-        v = verdict(worst["lo"], worst["hi"], "less", null=CHANCE)
-        out.append(Claim(STUDY, f"UP ({src}) zero-shot is better than chance (8 bits) on every evaluation set",
-                         f"bits per byte on the worst set ({worst['set']})", float(worst["bits"]), float(worst["lo"]),
-                         float(worst["hi"]), len(g), v, "95% CI upper bound < 8 on every set"))
-        wp = g[g["set"] == "wp"]
-        ic = markov[(markov["set"] == "wp") & (markov["kind"] == "in_context") & markov["best"]]
-        if len(wp) and len(ic):
-            r, m = wp.iloc[0], float(ic["test_bits"].iloc[0])
-            v = verdict(r["lo"], r["hi"], "less", null=m)
-            out.append(Claim(STUDY, f"UP ({src}) zero-shot beats the in-context Markov model on enwik8",
-                             "UP − in-context Markov bits per byte", float(r["bits"] - m), float(r["lo"] - m),
-                             float(r["hi"] - m), 1, v, "95% CI of UP bits entirely below the Markov bits"))
-    fin = _final(ft[ft["set"] == "wp"]).set_index("seed")
-    for (src, frac), g in fin.groupby(["source", "frac"]):
-        scratch = g[g["init"] == "scratch"]
-        if scratch.empty:
-            continue
-        for opt, up in g[g["init"] == "up"].groupby("opt"):
-            out.append(_less(f"fine-tuned from UP ({src}, {opt} optimizer) beats scratch on enwik8 val with the "
-                             f"same schedule, train fraction {frac:g}", "UP − scratch final bits per byte",
-                             up, scratch))
-    return out
-
-
 def budget_table(runs: pd.DataFrame, cost: dict[str, dict[str, float]]) -> pd.DataFrame:
     """One row per (source, pre_units): final enwik8 val bits [CI] and the split's wall time without
     and with sampling (:func:`headstart.up.cost.split_wall_times`). ``cost``: source →
@@ -238,7 +267,8 @@ def budget_table(runs: pd.DataFrame, cost: dict[str, dict[str, float]]) -> pd.Da
 
 
 def budget_figure(bt: pd.DataFrame, png: str, pdf: str) -> None:
-    """Final enwik8 val bits for each split of the budget, against the UP share and against wall time."""
+    """Final enwik8 val bits for each split of the budget (:func:`budget_means`: mean over replicates),
+    against the UP share and against wall time."""
     fig, axes = plotting.figure(ncols=2, width=4.5, height=3.2)
     a, b = axes[0]
     for src, g in bt.groupby("source"):
@@ -254,26 +284,238 @@ def budget_figure(bt: pd.DataFrame, png: str, pdf: str) -> None:
     plotting.save(fig, png, pdf)
 
 
+
+# --------------------------------------------------------------------------------------------- claims
+
+
+def zero_means(zero: pd.DataFrame) -> pd.DataFrame:
+    """Per-replicate zero-shot bits (source, seed, set, bits, lo, hi) averaged over replicates: one row
+    per (source, set) with the CI of :func:`seed_half_width` and ``n_seeds``."""
+    zero = zero if "seed" in zero else zero.assign(seed=0)
+    rows = []
+    for (src, name), g in zero.groupby(["source", "set"]):
+        mean = float(g["bits"].mean())
+        half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
+        rows.append({"source": src, "set": name, "bits": mean, "lo": mean - half, "hi": mean + half,
+                     "n_seeds": len(g)})
+    return pd.DataFrame(rows, columns=["source", "set", "bits", "lo", "hi", "n_seeds"])
+
+
+def zero_shot_claims(zero: pd.DataFrame, main: list[str]) -> list[Claim]:
+    """Zero-shot bits below chance (8 bits): per evaluation set for the main sources (confirmatory), the
+    worst set of every other source (exploratory)."""
+    zero = zero if "seed" in zero else zero.assign(seed=0)
+    out = []
+    for src, g in zero.groupby("source"):
+        per_set = {name: s for name, s in g.groupby("set")}
+        half = lambda s: float(((s["hi"] - s["lo"]) / 2).mean())
+        if src in main:
+            for name, s in sorted(per_set.items()):
+                out.append(_test(f"UP ({src}) zero-shot is better than chance (8 bits) on {name}",
+                                 "zero-shot bits per byte (mean over replicates)", s["bits"], half(s),
+                                 "less", null=CHANCE))
+        elif per_set:
+            name, s = max(per_set.items(), key=lambda kv: kv[1]["bits"].mean())
+            out.append(_test(f"UP ({src}) zero-shot is better than chance (8 bits) on every evaluation set",
+                             f"zero-shot bits per byte on the worst set ({name}; mean over replicates)", s["bits"],
+                             half(s), "less", null=CHANCE, role="exploratory"))
+    return out
+
+
+def markov_claims(windows: pd.DataFrame, markov_windows: pd.DataFrame, main: list[str], text_sets: list[str]) -> list[Claim]:
+    """UP zero-shot below the in-context Markov model on the same bytes (same windows, same targets,
+    same minimum history), per set, for the main sources: the per-byte difference paired over windows
+    and over pre-training replicates (:func:`headstart.up.baselines.paired_window_difference`).
+    Confirmatory on natural text (``text_sets``: enwik8 and the out-of-distribution texts), exploratory
+    on the synthetic sets."""
+    from headstart.up.baselines import paired_window_difference
+
+    out = []
+    for (src, name), g in windows[windows["source"].isin(main)].groupby(["source", "set"]):
+        mk = markov_windows[markov_windows["set"] == name]
+        if mk.empty:
+            continue
+        r = paired_window_difference([w for _, w in g.groupby("seed")], mk)
+        half = (r["ci_high"] - r["ci_low"]) / 2
+        n = int(r["n_runs"])
+        out.append(Claim(STUDY, f"UP ({src}) zero-shot beats the in-context Markov model on {name} (same bytes)",
+                         "UP − in-context Markov bits per byte on the same targets", r["mean"], r["ci_low"],
+                         r["ci_high"], n, verdict(r["ci_low"], r["ci_high"], "less"),
+                         f"95% CI < 0: paired over {int(r['n_windows'])} windows (cluster t) and over replicates (t)",
+                         n_what=REPLICATES, p_value=_p_value(r["mean"], half, n, "less"),
+                         role="confirmatory" if name in text_sets else "exploratory"))
+    return out
+
+
+def _finals(ft: pd.DataFrame) -> pd.DataFrame:
+    return _final(ft).set_index("seed")
+
+
+def finetune_claims(ft: pd.DataFrame, ood_sets: list[str]) -> list[Claim]:
+    """Fine-tuning claims, paired by replicate: UP beats scratch on enwik8 per train fraction (the
+    largest fraction with the optimizer reloaded is confirmatory), reloading vs resetting Adam's
+    moments (two-sided, exploratory), UP beats scratch on each out-of-distribution text (confirmatory),
+    UP's advantage larger out of distribution than in distribution (confirmatory), and the UP − scratch
+    difference growing as the training fraction shrinks (confirmatory)."""
+    out = []
+    fin = _final(ft)
+    full = fin["frac"].max() if len(fin) else 1.0
+    pick = lambda g, init, opt=None: g[(g["init"] == init) & ((g["opt"] == opt) if opt else True)].set_index("seed")
+    for (src, frac), g in fin[fin["set"] == "wp"].groupby(["source", "frac"]):
+        scratch = pick(g, "scratch")
+        for opt in sorted(g.loc[g["init"] == "up", "opt"].unique()):
+            if scratch.empty:
+                break
+            role = "confirmatory" if (opt == "reload" and frac == full) else "exploratory"
+            out.append(_less(f"fine-tuned from UP ({src}, {opt} optimizer) beats scratch on enwik8 val with the "
+                             f"same schedule, train fraction {frac:g}", "UP − scratch final bits per byte",
+                             pick(g, "up", opt), scratch, role=role))
+        if {"reload", "reset"} <= set(g.loc[g["init"] == "up", "opt"]):
+            out.append(_less(f"keeping Adam's moments (reload) and resetting them give different results after "
+                             f"UP ({src}), train fraction {frac:g}", "reload − reset final bits per byte",
+                             pick(g, "up", "reload"), pick(g, "up", "reset"), role="exploratory",
+                             alternative="two-sided"))
+    top = fin[fin["frac"] == full]
+    for src, g in top.groupby("source"):
+        up_r, sc = g[(g["init"] == "up") & (g["opt"] == "reload")], g[g["init"] == "scratch"]
+        if up_r.empty or sc.empty:
+            continue
+        present = [s for s in ood_sets if s in set(g["set"])]
+        for name in present:
+            out.append(_less(f"fine-tuned from UP ({src}) beats scratch out of distribution on {name}",
+                             "UP − scratch final bits per byte", up_r[up_r["set"] == name].set_index("seed"),
+                             sc[sc["set"] == name].set_index("seed")))
+        if present and "wp" in set(g["set"]):
+            out.append(_ood_gain(src, up_r, sc, present))
+    out += _fraction_slopes(fin[fin["set"] == "wp"])
+    return out
+
+
+def _ood_gain(src: str, up: pd.DataFrame, scratch: pd.DataFrame, ood: list[str]) -> Claim:
+    """Per replicate: UP's advantage (scratch − UP bits) averaged over the out-of-distribution texts
+    minus its advantage on enwik8; claim > 0. The evaluation half-width propagates the per-set CIs."""
+    j = up.merge(scratch, on=["seed", "set"], suffixes=("_u", "_s"))
+    j["adv"] = j["bits_s"] - j["bits_u"]
+    j["h2"] = ((j["hi_s"] - j["lo_s"]) / 2) ** 2 + ((j["hi_u"] - j["lo_u"]) / 2) ** 2
+    per_seed, h2 = [], []
+    for seed, g in j.groupby("seed"):
+        o, w = g[g["set"].isin(ood)], g[g["set"] == "wp"]
+        if len(o) != len(ood) or w.empty:
+            continue
+        per_seed.append(float(o["adv"].mean() - w["adv"].iloc[0]))
+        h2.append(float(o["h2"].sum() / len(ood) ** 2 + w["h2"].iloc[0]))
+    return _test(f"UP's ({src}) advantage over scratch is larger out of distribution ({', '.join(ood)}) than in "
+                 "distribution (enwik8)", "mean OOD (scratch − UP) − enwik8 (scratch − UP) bits per byte",
+                 per_seed, math.sqrt(float(np.mean(h2))) if h2 else math.nan, "greater")
+
+
+def _fraction_slopes(wp: pd.DataFrame) -> list[Claim]:
+    """Per source and optimizer mode: the slope of UP − scratch final enwik8 bits against log10(train
+    fraction), one slope per replicate; claim: slope > 0 (UP's advantage grows as data shrink)."""
+    out = []
+    for (src, opt), up in wp[wp["init"] == "up"].groupby(["source", "opt"]):
+        sc = wp[(wp["init"] == "scratch") & (wp["source"] == src)]
+        j = up.merge(sc, on=["seed", "frac"], suffixes=("_u", "_s"))
+        if j["frac"].nunique() < 2:
+            continue
+        slopes, halves = [], []
+        for seed, g in j.groupby("seed"):
+            if g["frac"].nunique() < 2:
+                continue
+            x = np.log10(g["frac"].to_numpy())
+            w = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
+            y = (g["bits_u"] - g["bits_s"]).to_numpy()
+            slopes.append(float(np.sum(w * y)))
+            h2 = ((g["hi_u"] - g["lo_u"]) / 2) ** 2 + ((g["hi_s"] - g["lo_s"]) / 2) ** 2
+            halves.append(math.sqrt(float(np.sum(w ** 2 * h2.to_numpy()))))
+        out.append(_test(f"UP's ({src}, {opt} optimizer) advantage over scratch grows as the training fraction "
+                         f"shrinks ({', '.join(f'{f:g}' for f in sorted(j['frac'].unique()))})",
+                         "slope of (UP − scratch) final enwik8 bits per byte per decade of train fraction",
+                         slopes, float(np.mean(halves)) if halves else math.nan, "greater",
+                         role="confirmatory" if opt == "reload" else "exploratory"))
+    return out
+
+
+def budget_table(runs: pd.DataFrame, cost: dict) -> pd.DataFrame:
+    """One row per (source, pre_units, seed): final enwik8 val bits [CI] and the split's wall time
+    without and with sampling (:func:`headstart.up.cost.split_wall_times`). ``cost``: (source, seed) →
+    {'pre_s_per_step', 'sample_s_per_row', 'batch_size'} (:func:`headstart.up.cost.budget_costs`)."""
+    runs = runs if "seed" in runs else runs.assign(seed=0)
+    rows = []
+    for (src, pre, seed), g in runs.groupby(["source", "pre_units", "seed"]):
+        last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
+        without, with_sampling = split_wall_times(int(pre), int(g["unit_steps"].iloc[0]),
+                                                  float(last.get("time_s", 0.0)), cost.get((src, seed), {}))
+        rows.append({"source": src, "pre_units": int(pre), "seed": int(seed), "total_units": int(g["total_units"].iloc[0]),
+                     "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"]),
+                     "time_s": without, "time_with_sampling_s": with_sampling})
+    return pd.DataFrame(rows).sort_values(["source", "pre_units", "seed"], ignore_index=True)
+
+
+def budget_means(bt: pd.DataFrame) -> pd.DataFrame:
+    """:func:`budget_table` averaged over replicates (bits with the CI of :func:`seed_half_width`)."""
+    rows = []
+    for (src, pre), g in bt.groupby(["source", "pre_units"]):
+        mean = float(g["bits"].mean())
+        half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
+        rows.append({"source": src, "pre_units": int(pre), "total_units": int(g["total_units"].iloc[0]), "bits": mean,
+                     "lo": mean - half, "hi": mean + half, "time_s": float(g["time_s"].mean()),
+                     "time_with_sampling_s": float(g["time_with_sampling_s"].mean()), "n_seeds": len(g)})
+    return pd.DataFrame(rows)
+
+
 def budget_claims(bt: pd.DataFrame) -> list[Claim]:
+    """Every split of the budget against all-scratch (pre_units 0), paired by replicate: each is a
+    confirmatory claim, so the study's Holm correction covers the choice among splits."""
     out = []
     for src, g in bt.groupby("source"):
-        base, up = g[g["pre_units"] == 0], g[g["pre_units"] > 0]
-        if base.empty or up.empty:
+        base = g[g["pre_units"] == 0].set_index("seed")
+        if base.empty:
             continue
-        best = up.loc[[up["bits"].idxmin()]]
-        split = f"{int(best['pre_units'].iloc[0])}/{int(best['total_units'].iloc[0])}"
-        out.append(_less(f"within one training budget, spending part of it on UP ({src}) beats fine-tuning from "
-                         "scratch for all of it (same total updates)", f"best split ({split}) − scratch final bits "
-                         "per byte", best.assign(seed=0).set_index("seed"), base.assign(seed=0).set_index("seed"),
-                         note="; the best split is chosen after the fact"))
+        for pre, up in g[g["pre_units"] > 0].groupby("pre_units"):
+            total = int(up["total_units"].iloc[0])
+            out.append(_less(f"within one training budget (same total updates), spending {pre}/{total} of it on UP "
+                             f"({src}) beats fine-tuning from scratch for all of it",
+                             f"split {pre}/{total} − scratch final bits per byte", up.set_index("seed"), base))
+    return out
+
+
+def walltime_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The equal-wall-time scratch runs: source, seed, steps, the wall time they match, whether the
+    step cap was reached, the sampling device, and the final enwik8 bits [CI]."""
+    rows = []
+    for (src, seed), g in runs.groupby(["source", "seed"]):
+        last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
+        r = g.iloc[0]
+        rows.append({"source": src, "seed": int(seed), "steps": int(g["step"].max()), "walltime_s": float(r["walltime_s"]),
+                     "capped": bool(r["walltime_capped"]), "device": str(r.get("device", r.get("sampling_device", "?"))),
+                     "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"])})
+    return pd.DataFrame(rows)
+
+
+def walltime_claims(ft: pd.DataFrame, wt: pd.DataFrame) -> list[Claim]:
+    """UP (sampling + pre-training + fine-tuning, optimizer reloaded, all data) beats scratch trained for
+    the same total wall time, paired by replicate."""
+    out = []
+    fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == ft["frac"].max())])
+    for src, w in wt.groupby("source"):
+        up = fin[fin["source"] == src].set_index("seed")
+        if up.empty:
+            continue
+        devices = ", ".join(sorted(set(w["device"])))
+        capped = " (scratch capped at up.walltime.max_steps)" if w["capped"].any() else ""
+        out.append(_less(f"including the sampling time, UP ({src}) plus fine-tuning beats scratch trained for the "
+                         f"same total wall time (times measured on: {devices}){capped}",
+                         "UP − equal-wall-time scratch final bits per byte", up, w.set_index("seed")))
     return out
 
 
 def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, list[str]]) -> list[Claim]:
     """Per ablation (baseline source, variant source): the variant's zero-shot and fine-tuned enwik8
-    bits (UP init, optimizer reloaded, all data) below the baseline's."""
+    bits (UP init, optimizer reloaded, all data) below the baseline's, paired by replicate (exploratory)."""
     out = []
-    zwp = zero[zero["set"] == "wp"].assign(seed=0)
+    zero = zero if "seed" in zero else zero.assign(seed=0)
+    zwp = zero[zero["set"] == "wp"]
     fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == 1.0)])
 
     def pick(df: pd.DataFrame, src: str) -> pd.DataFrame:
@@ -282,8 +524,10 @@ def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, l
     for name, (base, variant) in sorted(ablations.items()):
         if {base, variant} <= set(zwp["source"]):
             out.append(_less(f"{name} ablation: UP from {variant} beats UP from {base} zero-shot on enwik8",
-                             f"{variant} − {base} zero-shot bits per byte", pick(zwp, variant), pick(zwp, base)))
+                             f"{variant} − {base} zero-shot bits per byte", pick(zwp, variant), pick(zwp, base),
+                             role="exploratory"))
         if {base, variant} <= set(fin["source"]):
             out.append(_less(f"{name} ablation: after fine-tuning, UP from {variant} beats UP from {base} on enwik8",
-                             f"{variant} − {base} final bits per byte", pick(fin, variant), pick(fin, base)))
+                             f"{variant} − {base} final bits per byte", pick(fin, variant), pick(fin, base),
+                             role="exploratory"))
     return out
