@@ -1,4 +1,5 @@
-"""UP sampling (headstart.up.sample): shards, cost records, determinism, resume, every source kind."""
+"""UP sampling (headstart.up.sample): shards, cost records (burn-in, origin of the training rows),
+determinism, resume, every source kind."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from headstart.up import sample as up_sample
 from headstart.up.sources import SOURCES
 
 LSTM = {"kind": "lstm", "impl": "batched", "n_models": 2, "rows_per_call": 8, "emb": 8, "hidden": 16,
-        "n_layers": 2, "context": 32, "buffer_mult": 4, "reset": [2, 2]}
+        "n_layers": 2, "context": 32, "buffer_mult": 4, "reset": [0.25, 0.25]}
 
 
 def run(folder, cfg=LSTM, name="s", **kw):
@@ -24,9 +25,31 @@ def test_shard_and_cost_record(tmp_path):
     rows = up_sample.load_shard(tmp_path / "s.u8", 32)
     assert rows.shape == (20, 32)
     cost = json.loads((tmp_path / "s.json").read_text())
-    assert cost["calls"] == 5 and cost["tokens_generated"] == 5 * 8 * 32       # 4 training rows per call
+    assert cost["calls"] == 5 and cost["burn_in_calls"] > 0                    # 4 training rows per call
+    assert cost["tokens_generated"] == (5 + cost["burn_in_calls"]) * 8 * 32    # burn-in is part of the cost
+    assert cost["initial_share_after_burn_in"] <= 0.01
+    shares = cost["training_rows_by_origin"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert cost["never_generated_share"] == pytest.approx(shares["initial"] + shares["reset"])
     assert cost["source_flops"] > 0 and cost["wall_s"] > 0 and cost["rows"] == 20
     assert rec["shard_seed"] == up_sample.shard_seed(0, "s", 0) != up_sample.shard_seed(0, "s", 1)
+
+
+def test_burn_in_removes_the_initial_rows_and_the_reset_share_is_the_faithful_one(tmp_path):
+    """Without burn-in a short shard is mostly the buffer's initial constant rows (the defect);
+    with it, no initial row reaches the shard, and about half the training rows are reset rows,
+    as in the original's steady state (binomial tolerance: within 4 standard errors of the
+    computed steady-state share, rows treated as independent draws, plus 0.05 for the buffer's
+    autocorrelation)."""
+    from headstart.up.lstm import LSTMConfig
+    cfg = {**LSTM, "reset": [0.48, 0.48], "buffer_mult": 20, "n_layers": 1}
+    raw = run(tmp_path / "raw", cfg=cfg, n_rows=32, burn_in_share=1.0)    # 8 calls into a 160-row buffer
+    assert raw["burn_in_calls"] == 0 and raw["training_rows_by_origin"]["initial"] > 0.4   # expected 0.64
+    rec = run(tmp_path / "burnt", cfg=cfg, n_rows=400, burn_in_share=0.0)
+    assert rec["initial_share_after_burn_in"] == 0.0 and rec["training_rows_by_origin"]["initial"] == 0.0
+    expected = LSTMConfig.from_dict({k: v for k, v in cfg.items() if k != "kind"}).steady_reset_share
+    assert abs(expected - 0.477) < 0.02          # the original's share (8 rows per call: 4 + 4 resets)
+    assert abs(rec["never_generated_share"] - expected) < 4 * np.sqrt(expected * (1 - expected) / 400) + 0.05
 
 
 def test_deterministic_and_independent_shards(tmp_path):
@@ -76,6 +99,8 @@ def test_bad_input(tmp_path):
         run(tmp_path, cfg={"kind": "nonsense"})
     with pytest.raises(ValueError, match="draw"):
         run(tmp_path, draw=0)
+    with pytest.raises(ValueError, match="burn_in"):
+        run(tmp_path, burn_in_share=1.5)
     (tmp_path / "bad.u8").write_bytes(b"x" * 33)
     with pytest.raises(ValueError, match="bad.u8"):
         up_sample.load_shard(tmp_path / "bad.u8", 32)

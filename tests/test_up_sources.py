@@ -17,7 +17,7 @@ from headstart.up.sources import (
 
 TINY = dict(width=32, heads=4, depth=3, context=32, rows_per_call=8, buffer_mult=4)
 SMALL = {
-    "lstm": dict(emb=8, hidden=16, n_layers=2, context=24, rows_per_call=4, buffer_mult=4, reset=(1, 1), n_models=2),
+    "lstm": dict(emb=8, hidden=16, n_layers=2, context=24, rows_per_call=4, buffer_mult=4, reset=(0.25, 0.25), n_models=2),
     "transformer": TINY,
     "uniform": dict(context=64, rows_per_call=8),
     "pointwise": dict(context=64, rows_per_call=8),

@@ -70,7 +70,7 @@ from headstart.config import knob
 from headstart.models.transformer import ACTIVATIONS, Transformer, TransformerConfig, is_activation
 from headstart.train.device import set_tf32
 from headstart.sampling import sample_logits
-from headstart.up.base import VOCAB, BufferedSource as _Source, SourceConfig
+from headstart.up.base import GENERATED, INITIAL, VOCAB, BufferedSource as _Source, SourceConfig
 from headstart.up.lstm import LSTMConfig, LSTMSource
 
 __all__ = [
@@ -154,7 +154,7 @@ class _DirectSource(_Source):
     def __init__(self, cfg: SourceConfig, seed: int = 0, device: str | torch.device = "cpu"):
         super().__init__(cfg, seed, device)
         if cfg.buffer_rows:
-            self.buffer = self._fresh(cfg.buffer_rows)
+            self._set_buffer(self._fresh(cfg.buffer_rows), GENERATED)
 
 
 # ----------------------------------------------------------------------------- transformer source
@@ -241,7 +241,7 @@ class TransformerSource(_Source):
         super().__init__(cfg, seed, device)
         if self.device.type == "cuda":
             set_tf32(False)   # fp32 throughout: the idmask threshold is an fp32 underflow
-        self.buffer = self._random_rows(cfg.buffer_rows).to(torch.uint8)
+        self._set_buffer(self._random_rows(cfg.buffer_rows).to(torch.uint8), INITIAL)
         self.model = RandomTransformer(cfg, self.device, self.gen)
         t = cfg.temperature
         self.run_temperature = (self._uniform(*t) if isinstance(t, tuple) else float(t))
@@ -287,7 +287,7 @@ class TransformerSource(_Source):
         t = self.temperature()
         self.model.randomize(self.gen)
         rows = self.apply(z, t).to(torch.uint8)
-        self.buffer[idx] = rows
+        self._write(idx, rows, GENERATED)
         self.calls += 1
         self.rows_generated += R
         return rows
