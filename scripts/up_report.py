@@ -44,12 +44,11 @@ report.zero_shot_figure(report.zero_means(zero), markov_same, out.zero_png, out.
 report.curves_figure(mean, p.batch_size, offsets, out.curves_png, out.curves_pdf)
 report.efficiency_figure(mean, out.eff_png, out.eff_pdf)
 write_text(out.ood_md, report.ood_markdown(mean))
-budget_runs = pd.concat([read_table(f) for f in inp.budget], ignore_index=True)
-bt = report.budget_table(budget_runs, cost.budget_costs(pre_wall, sampling, batch_size=p.pretrain_batch))
+concat = lambda files: pd.concat([read_table(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+bt = report.budget_table(concat(inp.budget), cost.budget_costs(pre_wall, sampling, batch_size=p.pretrain_batch))
 write_table(bt, out.budget)
 report.budget_figure(report.budget_means(bt), out.budget_png, out.budget_pdf)
-wt = report.walltime_table(pd.concat([read_table(f) for f in inp.walltime], ignore_index=True)) if inp.walltime \
-    else pd.DataFrame(columns=["source", "seed", "device", "capped"])
+wt = report.walltime_table(concat(inp.walltime))
 
 claims = report.zero_shot_claims(zero, p.main_sources)
 claims += report.markov_claims(windows, markov_windows, p.main_sources, p.text_sets)

@@ -471,7 +471,7 @@ def _code_errors(config: dict) -> list[str]:
         errors.append("up.walltime.sources: the equal-wall-time arm is compared with the runs [up, reload] and "
                       "[scratch, reset] on all data; add them to up.finetune.arms and 1.0 to up.finetune.fracs, "
                       "or leave up.walltime.sources empty")
-    for name, pair in up.get("ablations", {}).items():
+    for name, pair in (up.get("ablations") or {}).items():
         refs(f"up.ablations.{name}", pair, pretrained, "not pre-trained: add to up.pretrain.sources",
              "pre-trained")
         if len(set(pair)) < len(pair):

@@ -440,6 +440,9 @@ def budget_table(runs: pd.DataFrame, cost: dict) -> pd.DataFrame:
     """One row per (source, pre_units, seed): final enwik8 val bits [CI] and the split's wall time
     without and with sampling (:func:`headstart.up.cost.split_wall_times`). ``cost``: (source, seed) →
     {'pre_s_per_step', 'sample_s_per_row', 'batch_size'} (:func:`headstart.up.cost.budget_costs`)."""
+    cols = ["source", "pre_units", "seed", "total_units", "bits", "lo", "hi", "time_s", "time_with_sampling_s"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
     runs = runs if "seed" in runs else runs.assign(seed=0)
     rows = []
     for (src, pre, seed), g in runs.groupby(["source", "pre_units", "seed"]):
@@ -449,7 +452,7 @@ def budget_table(runs: pd.DataFrame, cost: dict) -> pd.DataFrame:
         rows.append({"source": src, "pre_units": int(pre), "seed": int(seed), "total_units": int(g["total_units"].iloc[0]),
                      "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"]),
                      "time_s": without, "time_with_sampling_s": with_sampling})
-    return pd.DataFrame(rows).sort_values(["source", "pre_units", "seed"], ignore_index=True)
+    return pd.DataFrame(rows, columns=cols).sort_values(["source", "pre_units", "seed"], ignore_index=True)
 
 
 def budget_means(bt: pd.DataFrame) -> pd.DataFrame:
@@ -461,7 +464,8 @@ def budget_means(bt: pd.DataFrame) -> pd.DataFrame:
         rows.append({"source": src, "pre_units": int(pre), "total_units": int(g["total_units"].iloc[0]), "bits": mean,
                      "lo": mean - half, "hi": mean + half, "time_s": float(g["time_s"].mean()),
                      "time_with_sampling_s": float(g["time_with_sampling_s"].mean()), "n_seeds": len(g)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["source", "pre_units", "total_units", "bits", "lo", "hi", "time_s",
+                                       "time_with_sampling_s", "n_seeds"])
 
 
 def budget_claims(bt: pd.DataFrame) -> list[Claim]:
@@ -483,6 +487,9 @@ def budget_claims(bt: pd.DataFrame) -> list[Claim]:
 def walltime_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The equal-wall-time scratch runs: source, seed, steps, the wall time they match, whether the
     step cap was reached, the sampling device, and the final enwik8 bits [CI]."""
+    cols = ["source", "seed", "steps", "walltime_s", "capped", "device", "bits", "lo", "hi"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
     rows = []
     for (src, seed), g in runs.groupby(["source", "seed"]):
         last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
@@ -490,7 +497,7 @@ def walltime_table(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({"source": src, "seed": int(seed), "steps": int(g["step"].max()), "walltime_s": float(r["walltime_s"]),
                      "capped": bool(r["walltime_capped"]), "device": str(r.get("device", r.get("sampling_device", "?"))),
                      "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def walltime_claims(ft: pd.DataFrame, wt: pd.DataFrame) -> list[Claim]:
