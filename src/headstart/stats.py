@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "slope_ci", "wilson_ci", "ALTERNATIVES", "VERDICTS"]
+__all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "slope_ci", "wilson_ci", "seed_half_width", "ALTERNATIVES", "VERDICTS"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 VERDICTS = ("supported", "not supported", "inconclusive")
@@ -258,3 +258,14 @@ def wilson_ci(successes: float, n: int, level: float = 0.95) -> tuple[float, flo
     centre = (phat + z * z / (2 * n)) / denom
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def seed_half_width(values: Sequence[float], eval_half: float, level: float = 0.95) -> float:
+    """Half-width of a ``level`` CI for the mean of per-seed (per-run) ``values`` whose evaluation
+    CIs have half-width ``eval_half``: the t interval over seeds (n ≥ 2) and the evaluation interval,
+    combined as independent sources of error. One seed: the evaluation interval alone."""
+    values = _as_1d(values, "values")
+    if values.size < 2:
+        return float(eval_half)
+    lo, hi = t_ci(values, level)
+    return math.hypot((hi - lo) / 2, eval_half)

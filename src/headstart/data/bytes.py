@@ -36,6 +36,7 @@ __all__ = [
     "batch_at",
     "step_generator",
     "strided_windows",
+    "window_spans",
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -147,19 +148,19 @@ def batch_at(data, step: int, batch_size: int, context: int, seed: int) -> tuple
     return sample_batch(data, batch_size, context, step_generator(seed, step))
 
 
-def strided_windows(
-    data, context: int, stride: int | None = None, batch_size: int = 16, min_history: int = 0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Evaluation windows that score every target position min_history..len(data)-1 exactly once.
+def window_spans(n: int, context: int, stride: int | None = None, min_history: int = 0) -> np.ndarray:
+    """The windows of :func:`strided_windows` over ``n`` bytes, as an int64 array (W, 3) of data
+    indices ``(start, first, end)``: the window feeds ``data[start : start + context]``, its targets
+    are ``data[start + 1 : start + context + 1]``, and it scores the targets ``data[first:end]``
+    (``end = start + context + 1``). A pure function of its arguments, so that another scorer (the
+    in-context Markov baseline) can score exactly the same targets with the same history.
 
-    Window starts are 0, stride, 2*stride, ... plus a final start ``len(data)-1-context``.
-    The first window scores its targets with at least ``min_history`` bytes of history (all
-    ``context`` of them for ``min_history`` ≤ 1); every later window scores only the targets no
-    earlier window scored (the last ``stride`` ones, fewer for the final window), so each of those
-    has at least ``context - stride`` bytes of left context (``stride`` must leave ≥ ``min_history``).
-    Yields ``(x, y, mask)``: int64 (B, context), int64 (B, context), bool (B, context).
+    Starts are 0, stride, 2*stride, ... plus a final start ``n - 1 - context``. The first window
+    scores from target ``max(1, min_history)`` on; every later window scores only the targets no
+    earlier window scored, so each scored target has at least ``min(min_history, context - stride + 1)``
+    bytes of history inside its window and every target ``max(1, min_history)..n-1`` is scored
+    exactly once (no window is empty).
     """
-    n = len(data)
     if n <= context:
         raise ValueError(f"corpus of {n} bytes is too short for context {context}")
     stride = context // 2 if stride is None else stride
@@ -168,17 +169,32 @@ def strided_windows(
     if not 0 <= min_history <= context - stride + 1:
         raise ValueError(f"min_history must be in 0..context - stride + 1 = {context - stride + 1}, got {min_history}")
     last = n - 1 - context
-    starts = list(range(0, last + 1, stride))
+    starts = np.arange(0, last + 1, stride, dtype=np.int64)
     if starts[-1] != last:
-        starts.append(last)
-    scored_until = max(0, min_history - 1)  # targets with data index <= scored_until are done
-    for b in range(0, len(starts), batch_size):
-        chunk = np.asarray(starts[b : b + batch_size], dtype=np.int64)
-        x, y = _windows(data, chunk, context)
-        mask = torch.zeros(len(chunk), context, dtype=torch.bool)
-        for i, s in enumerate(chunk.tolist()):
-            # target j of the window is data index s + 1 + j
-            first_new = max(scored_until + 1, s + 1)
-            mask[i, first_new - (s + 1) :] = True
-            scored_until = s + context
+        starts = np.append(starts, np.int64(last))
+    end = starts + context + 1
+    first = np.maximum(np.r_[max(1, min_history), end[:-1]], starts + 1)   # targets before it were scored
+    return np.stack([starts, first, end], axis=1)
+
+
+def strided_windows(
+    data, context: int, stride: int | None = None, batch_size: int = 16, min_history: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Evaluation windows that score every target position min_history..len(data)-1 exactly once.
+
+    The windows of :func:`window_spans`, in batches of ``batch_size``. Window starts are 0,
+    stride, 2*stride, ... plus a final start ``len(data)-1-context``. The first window scores its
+    targets with at least ``min_history`` bytes of history (all ``context`` of them for
+    ``min_history`` ≤ 1); every later window scores only the targets no earlier window scored (the
+    last ``stride`` ones, fewer for the final window), so each of those has at least
+    ``context - stride`` bytes of left context (``stride`` must leave ≥ ``min_history``).
+    Yields ``(x, y, mask)``: int64 (B, context), int64 (B, context), bool (B, context).
+    """
+    spans = window_spans(len(data), context, stride, min_history)
+    for b in range(0, len(spans), batch_size):
+        chunk = spans[b : b + batch_size]
+        x, y = _windows(data, np.ascontiguousarray(chunk[:, 0]), context)
+        # target j of the window is data index start + 1 + j
+        j = torch.arange(context)
+        mask = j[None, :] >= torch.from_numpy(chunk[:, 1] - chunk[:, 0] - 1)[:, None]
         yield x, y, mask

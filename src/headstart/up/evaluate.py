@@ -2,9 +2,13 @@
 
 * :func:`bits_all_positions` (corrected default): windows of ``context`` bytes at stride
   ``context - min_history + 1`` (so every target is scored exactly once), scoring every target that
-  has at least ``min_history`` (default ``context // 2``) bytes of history. One forward pass scores
-  about ``context / 2`` bytes. The CI treats windows as clusters (ratio estimator, t interval over
-  windows), since neighbouring positions are correlated.
+  has at least ``min_history`` (default :func:`default_min_history` = ``context // 2``) bytes of
+  history. One forward pass scores about ``context / 2`` bytes. The CI treats windows as clusters
+  (ratio estimator, t interval over windows: :func:`window_mean_ci`), since neighbouring positions
+  are correlated. The windows are a pure function of ``(len(data), context, min_history)``
+  (:func:`eval_windows`), and :func:`window_bits` / :func:`window_table` return the per-window
+  sums, so that another scorer (the in-context Markov baseline, ``headstart.up.markov.
+  same_window_bits``) can score exactly the same targets and be compared window by window.
 * :func:`bits_random_targets` (the original's ``estimate_compression``, faithful switch): ``n``
   target positions drawn uniformly without replacement, each scored by one forward pass over the
   preceding ``context`` bytes. Faithful (``pad_bug=True``): a target with fewer than ``context``
@@ -26,13 +30,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from headstart.data.bytes import strided_windows
+from headstart.data.bytes import strided_windows, window_spans
 from headstart.stats import t_ci
 
-__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "evaluate_sets", "load_eval_sets"]
+__all__ = ["bits_all_positions", "bits_random_targets", "chance_bits", "eval_context", "default_min_history", "eval_windows",
+           "window_bits", "window_table", "window_mean_ci", "evaluate_sets", "load_eval_sets"]
 
 LOG2E = 1.0 / math.log(2.0)
 PROTOCOLS = ("all_positions", "random_targets", "random_targets_faithful")
@@ -72,33 +78,102 @@ def _check(data, context: int) -> np.ndarray:
     return data
 
 
+def eval_context(row_bytes: int) -> int:
+    """The target model's input length for training rows of ``row_bytes`` (``up.context``) bytes:
+    a row gives inputs ``row[:-1]`` and targets ``row[1:]`` (the original: 511 of 512), so zero-shot
+    windows feed ``row_bytes - 1`` bytes and span ``row_bytes``."""
+    if row_bytes < 2:
+        raise ValueError(f"up.context must be >= 2, got {row_bytes}")
+    return row_bytes - 1
+
+
+def default_min_history(context: int) -> int:
+    """The least history of a scored target in the ``all_positions`` protocol: half a context.
+    The one place this default lives (the model's scores and the same-window Markov baseline)."""
+    return context // 2
+
+
+def eval_windows(n: int, context: int, min_history: int | None = None) -> np.ndarray:
+    """The windows of the ``all_positions`` protocol over ``n`` bytes: int64 (W, 3) rows
+    ``(start, first, end)`` of data indices (``headstart.data.bytes.window_spans``): the window
+    feeds ``data[start : start + context]`` and scores the targets ``data[first:end]``, each with
+    at least ``min_history`` (default :func:`default_min_history`) bytes of history inside the
+    window; stride ``context - min_history + 1``, so every target ``min_history..n-1`` is scored
+    exactly once."""
+    min_history = _min_history(context, min_history)
+    if n <= context:
+        raise ValueError(f"evaluation data of {n} bytes is shorter than context + 1 = {context + 1}")
+    return window_spans(n, context, context - min_history + 1, min_history)
+
+
+def _min_history(context: int, min_history: int | None) -> int:
+    if context < 1:
+        raise ValueError(f"context must be >= 1, got {context}")
+    min_history = default_min_history(context) if min_history is None else min_history
+    if not 1 <= min_history <= context:
+        raise ValueError(f"min_history must be in 1..context={context}, got {min_history}")
+    return min_history
+
+
+def window_mean_ci(bits_sum, n_scored, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean per scored byte over windows (ratio estimator ``Σ bits / Σ n``) and its ``level`` CI
+    with windows as clusters: a t interval over the windows' linearised values
+    ``mean + (bits_i - mean n_i) / mean(n)`` (NaN bounds for one window). Windows with no scored
+    byte are ignored. ``bits_sum`` may be a difference of two scorers' sums on the same targets."""
+    s, c = np.asarray(bits_sum, dtype=float), np.asarray(n_scored, dtype=float)
+    if s.shape != c.shape or s.ndim != 1:
+        raise ValueError(f"bits_sum and n_scored must be 1-D of one length, got {s.shape} and {c.shape}")
+    keep = c > 0
+    s, c = s[keep], c[keep]
+    if c.size == 0:
+        raise ValueError("no window has a scored byte")
+    mean = float(s.sum() / c.sum())
+    z = (s - mean * c) / c.mean()                    # linearised ratio estimator, one value per window
+    lo, hi = t_ci(z + mean, level) if z.size > 1 else (math.nan, math.nan)
+    return mean, lo, hi
+
+
+@torch.no_grad()
+def window_bits(model, data, context: int, min_history: int | None = None, batch_size: int = 16,
+                *, dropout: bool = False) -> pd.DataFrame:
+    """Per-window results of the ``all_positions`` protocol on the windows of :func:`eval_windows`:
+    columns ``window`` (start offset in ``data``), ``bits_sum`` (bits of the scored targets) and
+    ``n_scored`` (their number), one row per window in start order."""
+    data = _check(data, context)
+    min_history = _min_history(context, min_history)
+    spans = eval_windows(len(data), context, min_history)     # the windows strided_windows yields
+    dev = _device(model)
+    sums = []
+    with _mode(model, dropout):
+        for x, y, mask in strided_windows(data, context, context - min_history + 1, batch_size,
+                                          min_history=min_history):
+            b = _bits(model, x.to(dev), y.to(dev)) * mask.to(dev)
+            sums.append(b.sum(1).double().cpu())
+    return pd.DataFrame({"window": spans[:, 0], "bits_sum": torch.cat(sums).numpy(),
+                         "n_scored": spans[:, 2] - spans[:, 1]})
+
+
 @torch.no_grad()
 def bits_all_positions(model, data, context: int, *, min_history: int | None = None, batch_size: int = 16,
                        dropout: bool = False, level: float = 0.95) -> dict:
-    """Mean bits per byte over every target with ≥ ``min_history`` bytes of history (module doc)."""
-    data = _check(data, context)
-    min_history = context // 2 if min_history is None else min_history
-    if not 1 <= min_history <= context:
-        raise ValueError(f"min_history must be in 1..context={context}, got {min_history}")
-    if len(data) <= context:
-        raise ValueError(f"evaluation data of {len(data)} bytes is shorter than context + 1 = {context + 1}")
-    stride = context - min_history + 1
-    dev = _device(model)
-    sums, counts = [], []
-    with _mode(model, dropout):
-        for x, y, mask in strided_windows(data, context, stride, batch_size, min_history=min_history):
-            b = _bits(model, x.to(dev), y.to(dev)) * mask.to(dev)
-            sums.append(b.sum(1).double().cpu())
-            counts.append(mask.sum(1).double())
-    s, c = torch.cat(sums).numpy(), torch.cat(counts).numpy()
-    keep = c > 0
-    s, c = s[keep], c[keep]
-    mean = float(s.sum() / c.sum())
-    z = (s - mean * c) / c.mean()                    # linearised ratio estimator, one value per window
-    lo, hi = t_ci(z + mean, level) if len(z) > 1 else (math.nan, math.nan)
+    """Mean bits per byte over every target with ≥ ``min_history`` bytes of history (module doc):
+    the ratio estimate over :func:`window_bits`, CI by :func:`window_mean_ci`."""
+    min_history = _min_history(context, min_history)
+    w = window_bits(model, data, context, min_history, batch_size, dropout=dropout)
+    mean, lo, hi = window_mean_ci(w["bits_sum"], w["n_scored"], level)
     return {"protocol": "all_positions", "bits": mean, "ci_low": lo, "ci_high": hi,
-            "n_scored": int(c.sum()), "forward_passes": int(len(s) + (~keep).sum()),
+            "n_scored": int(w["n_scored"].sum()), "forward_passes": len(w),
             "context": context, "min_history": min_history}
+
+
+def window_table(model, sets: dict[str, np.ndarray], context: int, *, batch_size: int = 16) -> pd.DataFrame:
+    """:func:`window_bits` of every named set, stacked: columns ``set, window, bits_sum, n_scored``
+    (default ``min_history``). What a pre-training run writes at its end, so that the claim against
+    the in-context Markov baseline can pair the two window by window."""
+    frames = [window_bits(model, data, context, batch_size=batch_size).assign(set=name)
+              for name, data in sets.items()]
+    cols = ["set", "window", "bits_sum", "n_scored"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
 @torch.no_grad()

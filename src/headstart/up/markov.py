@@ -9,6 +9,12 @@ Two baselines, the original repository's ``MARKOV`` and ``MARKOV_CTX``:
   built from the window's own prefix only and predicts each next byte online, its counts
   updated after every scored byte (:func:`in_context`, :func:`select_and_score_in_context`). It
   is the fair reference for a zero-shot model that sees the same 512-byte window.
+- **In-context on the model's windows** (:func:`same_window_bits`, :func:`select_same_window`):
+  the same online model, scored on exactly the windows and targets on which the UP model is
+  scored (``headstart.up.evaluate.eval_windows``: rows ``(start, first, end)``). Each window's
+  fresh model counts the window's bytes before its first scored target, then predicts each scored
+  target ``data[first:end]`` online. Same bytes, same history, so the two can be paired window by
+  window (``headstart.up.baselines.paired_window_difference``).
 
 Model. An order-k model predicts byte ``x`` after the k bytes ``ctx`` before it with additive
 (Lidstone) smoothing::
@@ -50,6 +56,8 @@ __all__ = [
     "select_and_score",
     "in_context",
     "select_and_score_in_context",
+    "same_window_bits",
+    "select_same_window",
 ]
 
 ALPHABET = 256
@@ -289,14 +297,23 @@ def _in_context_sums(data: np.ndarray, order: int, context: int, starts: np.ndar
         raise ValueError(f"context {context} leaves no position to score at order {order}")
     total = np.zeros(lams.size)
     for b in range(0, starts.size, _WINDOW_BATCH):
-        win = data[starts[b:b + _WINDOW_BATCH, None] + np.arange(context)]  # (W, context)
-        keys = np.zeros((win.shape[0], context - order), dtype=np.int64)
-        for j in range(order + 1):
-            keys <<= 8
-            keys |= win[:, j: context - order + j]
-        # online counts = occurrences of the same (context, byte) / context earlier in the window
-        total += _bits_sums(_prior_occurrences(keys), _prior_occurrences(keys >> 8), lams)
+        cj, cc = _online_counts(data, starts[b:b + _WINDOW_BATCH], context, order)
+        total += _bits_sums(cj, cc, lams)
     return total, starts.size * (context - order)
+
+
+def _online_counts(data: np.ndarray, starts: np.ndarray, length: int, order: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Counts a fresh order-``order`` model has seen before each position ``order..length-1`` of
+    the windows ``data[s : s + length]`` (one row per start, (W, length - order)): joint
+    (context, byte) counts and context counts, i.e. occurrences of the same key earlier in the
+    window (positions from ``order`` on, the first with a full context)."""
+    win = data[starts[:, None] + np.arange(length)]  # (W, length)
+    keys = np.zeros((win.shape[0], length - order), dtype=np.int64)
+    for j in range(order + 1):
+        keys <<= 8
+        keys |= win[:, j: length - order + j]
+    return _prior_occurrences(keys), _prior_occurrences(keys >> 8)
 
 
 def in_context(data, order: int, context: int = CONTEXT, lam: float = 0.1,
@@ -337,3 +354,83 @@ def select_and_score_in_context(val, test, orders: Iterable[int] = range(6),
         return total / n
 
     return _select(score, orders, lambdas)
+
+
+# --------------------------------------------------------------------------- on the model's windows
+
+
+def _check_spans(spans, n: int, order: int) -> np.ndarray:
+    spans = np.asarray(spans)
+    if spans.ndim != 2 or spans.shape[1] != 3 or spans.shape[0] == 0 or not np.issubdtype(spans.dtype, np.integer):
+        raise ValueError(f"spans must be a non-empty integer array (W, 3) of (start, first, end), got shape {spans.shape}")
+    spans = spans.astype(np.int64)
+    start, first, end = spans.T
+    length = end - start
+    if np.any(length != length[0]):
+        raise ValueError("spans must all have one window length (end - start)")
+    if np.any(start < 0) or np.any(end > n) or np.any(first > end) or np.any(first < start + 1):
+        raise ValueError(f"spans must satisfy 0 ≤ start < first ≤ end ≤ len(data) = {n}")
+    if np.any(first - start < order):
+        raise ValueError(f"an order-{order} model needs {order} bytes of history in the window, but a window "
+                         f"scores a target with {int((first - start).min())}")
+    return spans
+
+
+def _same_window_sums(data: np.ndarray, spans: np.ndarray, order: int, lams: np.ndarray) -> np.ndarray:
+    """Bits of the scored targets of every window for every λ, (W, len(lams))."""
+    length = int(spans[0, 2] - spans[0, 0])
+    out = np.zeros((spans.shape[0], lams.size))
+    for b in range(0, spans.shape[0], _WINDOW_BATCH):
+        sp = spans[b:b + _WINDOW_BATCH]
+        cj, cc = _online_counts(data, sp[:, 0], length, order)      # positions order..length-1
+        # column i is window position order + i; scored: positions first - start .. length - 1
+        rows, cols = np.nonzero(np.arange(order, length)[None, :] >= (sp[:, 1] - sp[:, 0])[:, None])
+        cj, cc = cj[rows, cols].astype(np.float64), cc[rows, cols].astype(np.float64)
+        for i, lam in enumerate(lams):
+            bits = np.log2(cc + ALPHABET * lam) - np.log2(cj + lam)
+            out[b:b + sp.shape[0], i] = np.bincount(rows, weights=bits, minlength=sp.shape[0])
+    return out
+
+
+def same_window_bits(data, spans, order: int, lam: float) -> pd.DataFrame:
+    """The in-context Markov model on the UP model's windows: per window, columns ``window``
+    (start), ``bits_sum`` and ``n_scored``, in the row order of ``spans``.
+
+    ``spans``: int (W, 3) rows ``(start, first, end)`` of data indices, all with one window length
+    (``headstart.up.evaluate.eval_windows``). For each window a fresh order-``order`` model with
+    smoothing ``lam`` counts the transitions of ``data[start:first]`` (from window position
+    ``order`` on), then predicts each target ``data[first:end]`` in turn, counting it after it is
+    scored. So the targets and the bytes each of them may use are exactly the model's. Needs
+    ``first - start ≥ order`` (full order-k context inside the window for every scored target).
+    """
+    order = _check_order(order)
+    lams = _check_lams(lam)
+    if lams.size != 1:
+        raise ValueError(f"lam must be one number, got {lam!r}")
+    data = _as_u8(data, "data")
+    spans = _check_spans(spans, data.size, order)
+    sums = _same_window_sums(data, spans, order, lams)
+    return pd.DataFrame({"window": spans[:, 0], "bits_sum": sums[:, 0], "n_scored": spans[:, 2] - spans[:, 1]})
+
+
+def select_same_window(val, spans, orders: Iterable[int] = range(6),
+                       lambdas: Sequence[float] = LAMBDAS) -> pd.DataFrame:
+    """Choose the order and λ of :func:`same_window_bits` on a validation sample ``val`` with its
+    windows ``spans`` (same protocol as the scored data, other bytes). Rows (order, lam, val_bits,
+    best): per order the λ with the least validation bits per byte (first of equals), ``best``
+    the order with the least (lowest of equals)."""
+    lams = _check_lams(lambdas)
+    orders = [_check_order(k) for k in orders]
+    if not orders:
+        raise ValueError("orders is empty")
+    val = _as_u8(val, "val")
+    rows = []
+    for k in orders:
+        sp = _check_spans(spans, val.size, k)
+        bits = _same_window_sums(val, sp, k, lams).sum(0) / (sp[:, 2] - sp[:, 1]).sum()
+        i = int(np.argmin(bits))
+        rows.append({"order": k, "lam": float(lams[i]), "val_bits": float(bits[i])})
+    frame = pd.DataFrame(rows, columns=["order", "lam", "val_bits"])
+    frame["best"] = False
+    frame.loc[int(frame["val_bits"].to_numpy().argmin()), "best"] = True
+    return frame
