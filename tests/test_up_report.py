@@ -181,3 +181,14 @@ def test_cost_records_that_do_not_fit_name_the_file(tmp_path):
     bad.write_text('{"source": "lstm", "rows": 3}')
     with pytest.raises(ValueError, match=r"shard1.json.*\['wall_s'\]"):
         cost.read_cost_records([bad])
+
+
+def test_temperature_sweep_picks_the_lowest_synthetic_bits_and_flags_the_config():
+    runs = {t: report.final_bits(metrics({9: {**bits(b1, name="dyck"), **bits(b2, name="toy"), **bits(1.0)}}))
+            for t, b1, b2 in ((0.25, 3.0, 5.0), (0.5, 2.0, 4.0), (1.0, 2.5, 4.5))}
+    table = report.temperature_sweep_table(runs, ["dyck", "toy"])
+    assert table.loc[table["best"], "temperature"].tolist() == [0.5]
+    assert table.set_index("temperature").loc[0.5, "synthetic_bits"] == pytest.approx(3.0)
+    assert table["wp_bits"].tolist() == [1.0, 1.0, 1.0] and (table["n_sets"] == 2).all()   # wp is not a criterion
+    assert "is the sweep's best" in report.temperature_sweep_markdown(table, "tf", 0.5)
+    assert "not the sweep's best (0.5)" in report.temperature_sweep_markdown(table, "tf", 0.25)
