@@ -231,8 +231,18 @@ def test_cross_references():
         "paper", lambda c: c["up"]["sources"]["lstm"].__setitem__("context", 64))
     assert "up.pretrain.model.context: set by up.context" in corrupt(
         "paper", lambda c: c["up"]["pretrain"]["model"].__setitem__("context", 64))
-    assert "up.finetune.train.seed: set per run by up.finetune.seeds" in corrupt(
+    assert "up.finetune.train.seed: set per replicate by up.pretrain.seeds" in corrupt(
         "paper", lambda c: c["up"]["finetune"]["train"].__setitem__("seed", 3))
+    assert "up.pretrain.train.seed: set per replicate by up.pretrain.seeds" in corrupt(
+        "paper", lambda c: c["up"]["pretrain"]["train"].__setitem__("seed", 3))
+    assert "up.walltime.sources: 'ndfa' is not fine-tuned" in corrupt(
+        "paper", lambda c: c["up"]["walltime"].__setitem__("sources", ["ndfa"]))
+    assert "up.walltime.sources: the equal-wall-time arm is compared with the runs [up, reload]" in corrupt(
+        "paper", lambda c: c["up"]["finetune"].__setitem__("fracs", [0.5]))
+    assert "up.temperature_sweep.source: expected a transformer source with a fixed temperature" in corrupt(
+        "paper", lambda c: c["up"]["temperature_sweep"].__setitem__("source", "transformer_sampled"))
+    assert "up.evalsets.files: names ['sst2'] are taken" in corrupt(
+        "paper", lambda c: c["up"]["evalsets"].__setitem__("files", {"sst2": "x.txt"}))
     assert "reference.parity.gpt2[0].n_head: expected a divisor of n_embd = 48" in corrupt(
         "paper", lambda c: c["reference"]["parity"]["gpt2"][0].__setitem__("n_head", 5))
     assert "reference.parity.bert[1].seq_len: expected at most n_positions = 64" in corrupt(

@@ -73,3 +73,30 @@ def test_trains_and_rejects_bad_config():
     with pytest.raises(ConfigError, match=r"^UPConfig.widht: unknown key for UPConfig \(did you mean 'width'\?\)"):
         UPConfig.from_dict({"widht": 3})
     assert isinstance(small().transformer.h[3], GatedBlock)
+
+
+def test_faithful_block_switches_dropout_after_the_norm_and_bias_free_qkv():
+    """``dropout_at: output`` is the original's drop(ln(x + f(x))): in training, whole output units are
+    zeroed (about p of them); ``branch`` (ours) drops inside the residual sum, so the LayerNorm's output
+    has no exact zeros. In eval mode both compute the same function. ``qkv_bias: false`` removes the
+    query/key/value biases only."""
+    from headstart.up.model import UPConfig, UPModel
+
+    cfg = dict(width=32, depth=2, min_heads=2, context=16, dropout=0.5, progressive=False)
+    ours, orig = UPModel(UPConfig(**cfg)), UPModel(UPConfig(**cfg, dropout_at="output"))
+    orig.load_state_dict(ours.state_dict())
+    x = torch.randint(0, 256, (4, 16))
+    block_out = {}
+    for name, m in (("ours", ours), ("orig", orig)):
+        m.transformer.h[0].register_forward_hook(lambda mod, inp, out, name=name: block_out.__setitem__(name, out))
+        m.eval()
+        block_out[name + "_eval"] = m(x)
+        m.train()
+        m(x)
+    assert torch.allclose(block_out["ours_eval"], block_out["orig_eval"])
+    zeros = (block_out["orig"] == 0).float().mean().item()
+    assert 0.4 < zeros < 0.6 and (block_out["ours"] == 0).float().mean().item() < 0.01
+    nobias = UPModel(UPConfig(**cfg, qkv_bias=False))
+    attn = nobias.transformer.h[0].attn
+    assert attn.c_attn.bias is None and attn.c_proj.bias is not None
+    assert ours.transformer.h[0].attn.c_attn.bias is not None

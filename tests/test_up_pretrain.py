@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from headstart.up.evalsets import up_eval_set
+from headstart.up.evaluate import bits_all_positions
 from headstart.up import cost, pretrain as pretrain_module
 from headstart.up.pretrain import ShardBatches, pretrain, save_model, snapshot_paths
 from headstart.up.sample import sample_shard
@@ -53,8 +54,15 @@ def test_pretrain_learns_evaluates_and_guards_its_checkpoint(shards, tmp_path):
     df, model = run(shards)
     loss = df[df.metric == "train_loss"].sort_values("step")["value"].to_numpy()
     assert loss[-5:].mean() < 0.9 * loss[:5].mean()                 # learns the ndfa data (5.57 -> ~4.6)
-    bits = df[df.metric == "dyck_bits"]
-    assert list(bits["step"]) == [20, 40] and (bits["value"] > 0).all()
+    bits = df[df.metric == "dyck_bits"].set_index("step")["value"]
+    assert list(bits.index) == [20, 40]
+    # the logged number is the returned model's score on the logged set (not a stale or other model's)
+    dyck = np.frombuffer(up_eval_set("dyck", 3000), np.uint8)
+    assert bits[40] == pytest.approx(bits_all_positions(model, dyck, CTX - 1)["bits"], abs=1e-5)
+    # an untrained μP model (head N(0, 1/width²): logits ≈ 0) scores chance, 8 bits; training moves it
+    fresh, _ = run(shards, train={"steps": 1, "eval_every": 1})
+    assert df.attrs["peak_lr"] == 1e-3
+    assert abs(fresh[fresh.metric == "dyck_bits"]["value"].iloc[0] - 8.0) < 0.2 < abs(bits[40] - 8.0)
     assert model.set_progress(40 * 16) == 2                           # progressive depth switched on
     ck = tmp_path / "ck.pt"
     run(shards, train={"steps": 20}, checkpoint=ck)                   # a shorter run = an interrupted one
