@@ -1,7 +1,7 @@
 """Pre-train the UP target on one source's shards, one replicate (rules/up.smk)."""
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
-from headstart.up.evaluate import load_eval_sets, window_table
+from headstart.up.evaluate import eval_context, load_eval_sets, window_table
 from headstart.up.pretrain import pretrain, save_model, snapshot_paths
 
 log = setup_job(snakemake)
@@ -14,7 +14,7 @@ df, model = pretrain(
     run_info={"study": "up", "source": wc.source, "seed": p.seed}, snapshots=snapshot_paths(out.snapshots),
 )
 # the final model's bits per window, on the same windows the in-context Markov baseline scores
-windows = window_table(model, {name: data[: p.cfg["eval_bytes"]] for name, data in evals.items()}, p.context - 1)
+windows = window_table(model, {name: data[: p.cfg["eval_bytes"]] for name, data in evals.items()}, eval_context(p.context))
 write_table(windows.assign(source=wc.source, seed=p.seed), out.windows)
 write_table(df, out.metrics)
 save_model(model, out.model, checkpoint=p.checkpoint, lr=df.attrs["peak_lr"])

@@ -34,7 +34,7 @@ import pandas as pd
 from headstart import plotting
 from headstart.claims import Claim
 from headstart.io import markdown_table
-from headstart.stats import t_ci, verdict
+from headstart.stats import seed_half_width, verdict
 from headstart.up.cost import split_wall_times
 from headstart.up.evaluate import chance_bits
 
@@ -77,17 +77,6 @@ def finetune_table(runs: pd.DataFrame) -> pd.DataFrame:
         part.columns = keys + ["time_s", "bits", "lo", "hi"]
         out.append(part.assign(set=name))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=keys + ["time_s", "set", "bits", "lo", "hi"])
-
-
-def seed_half_width(values: np.ndarray, eval_half: float) -> float:
-    """Half-width of a 95% CI for the mean of per-seed ``values`` whose evaluation CIs have half-width
-    ``eval_half``: the t interval over seeds (n ≥ 2) and the evaluation interval, combined as
-    independent sources of error. One seed: the evaluation interval alone."""
-    values = np.asarray(values, dtype=float)
-    if values.size < 2:
-        return float(eval_half)
-    lo, hi = t_ci(values)
-    return math.hypot((hi - lo) / 2, eval_half)
 
 
 def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
