@@ -50,10 +50,14 @@ rule growth_run:
 rule growth_report:
     input:
         runs=growth_runs(),
+        train=data_files("lettercounting", "train.txt"),
+        dev=data_files("lettercounting", "dev.txt"),
         code=code("growth_report"),
     output:
         runs="results/growth/runs.parquet",
         stats="results/growth/stats.csv",
+        overlap="results/growth/overlap.csv",
+        reproduction="results/growth/reproduction.csv",
         table_md=report(
             "results/paper/growth_table.md",
             caption="../report/growth_table.rst",
@@ -85,6 +89,8 @@ rule growth_report:
         targets=config["growth"]["targets"],
         min_size=config["growth"]["claim_min_size"],
         tolerance=config["growth"]["reproduction_tolerance"],
+        fp_bar=config["growth"]["function_preservation_bar"],
+        overlap_margin=config["growth"]["overlap_margin"],
     conda:
         "../envs/headstart.yaml"
     log:

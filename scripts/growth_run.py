@@ -7,7 +7,9 @@ from headstart.io import setup_job, write_table
 log = setup_job(snakemake)
 wc = snakemake.wildcards
 train_file = snakemake.input.train[0]
-train, val = protocol.split_validation(*load(train_file), snakemake.params.val_lines, train_file)
+full_train = load(train_file)
+dev = load(snakemake.input.dev[0])
+train, val = protocol.split_validation(*full_train, snakemake.params.val_lines, train_file)
 df = protocol.run(
     wc.track,
     int(wc.size),
@@ -15,12 +17,13 @@ df = protocol.run(
     "reset" if wc.opt_mode == "na" else wc.opt_mode,
     list(range(snakemake.params.replicates)),
     train,
-    load(snakemake.input.dev[0]),
+    dev,
     val=val,
     settings=snakemake.params.settings,
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
     chunk=snakemake.params.chunk,
+    dev_overlap=protocol.dev_overlap(full_train[0], dev[0]),
 )
 write_table(df, snakemake.output[0])
 protocol.remove_checkpoints(snakemake.params.checkpoint)

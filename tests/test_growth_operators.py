@@ -2,6 +2,7 @@
 grown optimizer moments, member independence."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from headstart.data import lettercount
 from headstart.growth.model import LCConfig, LetterCounter
 from headstart.growth.operators import (DEPTH_OPERATORS, FUNCTION_PRESERVING, OPERATORS, WIDTH_OPERATORS,
-                                        grow)
+                                        function_change, grow)
 
 SMALL_SEEDS, BIG_SEEDS = [3, 4], [101, 102]
 D_S, I_S = 8, 4
@@ -86,6 +87,27 @@ def test_function_preserving_on_dev_set(shared_data):
             for op in FUNCTION_PRESERVING:
                 big, _ = grow(small, op, big_cfg_for(op, small.cfg), BIG_SEEDS)
                 assert max_diff(small, big, x) < 1e-9, (op, pos, attn_scale)
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATORS if op != "scratch"])
+def test_function_change_is_the_float64_gap_of_the_same_growth(op):
+    """function_change (the protocol's check on trained models) = max |Δ log p| per member of the
+    float64 growth of a float32-trained small model: rounding for FP operators, O(1) otherwise."""
+    src, _ = trained("sinusoidal", "d_internal")
+    small = LetterCounter(dataclasses.replace(src.cfg, dtype="float32"), SMALL_SEEDS)
+    small.load_state_dict(src.state_dict())                       # a float32 model with trained weights
+    x = random_strings(40)
+    big_cfg = big_cfg_for(op, small.cfg)
+    gap = function_change(small, op, big_cfg, BIG_SEEDS, x, chunk=16)
+    assert gap.dtype == torch.float64 and gap.shape == (2,)
+    ref = member(src, 0)                                          # the float64 original, member 0
+    big64, _ = grow(src, op, big_cfg_for(op, src.cfg), BIG_SEEDS)
+    want = max_diff(ref, member(big64, 0), x)
+    assert gap[0].item() == pytest.approx(want, rel=1e-6, abs=1e-15)
+    if op in FUNCTION_PRESERVING:
+        assert gap.max().item() < 1e-12
+    else:
+        assert gap.min().item() > 1e-3
 
 
 @pytest.mark.parametrize("attn_scale", ["d_model", "d_internal"])

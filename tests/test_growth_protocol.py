@@ -29,6 +29,11 @@ def run(track, operator, opt_mode="reset", replicates=(0, 1, 2), chunk=None, **k
                         val=VAL if track == "corrected" else None, settings=settings, device="cpu", chunk=chunk, **kw)
 
 
+def same(a: pd.Series, b: pd.Series) -> bool:
+    """Equal, NaN matching NaN (the accuracy of the function-preservation rows is NaN)."""
+    return bool(((a == b) | (a.isna() & b.isna())).all())
+
+
 def merged(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     m = a.merge(b, on=KEY, suffixes=("_a", "_b"), validate="one_to_one")
     assert len(m) == len(a) == len(b)
@@ -62,9 +67,56 @@ def test_rows_schema_and_arms():
     full = df[df["arm"] == "scratch"]
     assert sorted(full["epoch"].unique()) == [1.0, 2.0] and set(full["phase"]) == {"full"}
     assert df["accuracy"].between(0, 1).all()
+    assert df["max_abs_dlogp"].isna().all()                 # no growth, no function-preservation rows
     t = run("faithful", "bus_onehot")
     assert set(t["arm"]) == {"transfer"} and set(t["split"]) == {"dev"}
-    assert t.groupby("epoch")["phase"].first().to_dict() == {1.0: "small", 2.0: "large"}
+    trained = t[t["phase"] != "grown"]
+    assert trained.groupby("epoch")["phase"].first().to_dict() == {1.0: "small", 2.0: "large"}
+    grown = t[t["phase"] == "grown"]
+    assert sorted(grown["replicate"]) == [0, 1, 2] and (grown["epoch"] == 1.0).all()
+    assert grown["accuracy"].isna().all() and trained["max_abs_dlogp"].isna().all()
+
+
+@pytest.mark.parametrize("track,operator,preserving", [
+    ("corrected", "hypercloning", True), ("corrected", "identity_layer", True), ("faithful", "copy_zero_out", True),
+    ("corrected", "bus_onehot", False), ("corrected", "gstack", False),
+])
+def test_function_change_is_recorded_at_growth(track, operator, preserving):
+    """The grown rows hold max |Δ log p| of the trained small model's growth on the dev set: float64
+    rounding for the FP operators (corrected track trains in float32 here), O(1) for the others."""
+    settings = {"dtype": "float32"} if track == "corrected" else {}
+    gap = run(track, operator, settings=settings)
+    gap = gap.loc[gap["phase"] == "grown", "max_abs_dlogp"]
+    assert len(gap) == 3
+    if preserving:
+        assert gap.max() < 1e-12
+    else:
+        assert gap.min() > 1e-3
+
+
+def test_dev_novel_leaves_out_the_strings_that_occur_in_train():
+    overlap = torch.zeros(len(DEV[0]), dtype=torch.bool)
+    overlap[:10] = True
+    dev = (torch.cat([TRAIN[0][:10], DEV[0][10:]]), torch.cat([TRAIN[1][:10], DEV[1][10:]]))
+    assert torch.equal(protocol.dev_overlap(TRAIN[0], dev[0]), overlap)
+    df = protocol.run("faithful", D, "scratch", "reset", [0, 1], TRAIN, dev, settings=FAST, device="cpu",
+                      dev_overlap=overlap)
+    assert set(df["split"]) == {"dev", "dev_novel"}
+    # recompute from the per-string counts of a model: dev_novel is the accuracy on the last 50 strings
+    s = protocol.Settings.for_track("corrected", FAST)
+    r = protocol._Run("corrected", D, "scratch", "reset", [0, 1], TRAIN, dev, None, s, torch.device("cpu"), None,
+                      overlap=overlap)
+    m = r.new_model(r.big_cfg, "full")
+    r.record(m, "scratch", 0, "full")
+    rows = pd.DataFrame(r.rows)
+    per = protocol.correct_per_example(m, *dev, dropout=False)
+    want = (per[:, 10:].sum(1) / (50 * 20)).tolist()
+    assert rows[rows["split"] == "dev_novel"]["accuracy"].tolist() == pytest.approx(want, abs=1e-12)
+    assert rows[rows["split"] == "dev"]["accuracy"].tolist() == pytest.approx(
+        protocol.evaluate(m, *dev, dropout=False).tolist(), abs=1e-12)
+    with pytest.raises(ValueError, match="dev_overlap"):
+        protocol.run("faithful", D, "scratch", "reset", [0], TRAIN, dev, settings=FAST, device="cpu",
+                     dev_overlap=overlap[:5])
 
 
 def test_flops_and_equal_flops_baseline():
@@ -153,7 +205,8 @@ def test_checkpoint_resume_gives_identical_rows(tmp_path, monkeypatch, stop_afte
     monkeypatch.setattr(protocol._Run, "train_epoch", original)
     resumed = run("corrected", operator, opt_mode, settings=settings, checkpoint=str(ck), chunk=2)
     m = merged(full, resumed)
-    assert (m["accuracy_a"] == m["accuracy_b"]).all() and (m["flops_a"] == m["flops_b"]).all()
+    assert same(m["accuracy_a"], m["accuracy_b"]) and (m["flops_a"] == m["flops_b"]).all()
+    assert same(m["max_abs_dlogp_a"], m["max_abs_dlogp_b"])
     assert [p.name for p in protocol.chunk_checkpoints(ck)] == ["run.ckpt.0", "run.ckpt.1"]
     protocol.remove_checkpoints(ck)
     assert not list(tmp_path.iterdir())

@@ -60,12 +60,45 @@ def test_bootstrap_coverage_normal(method):
 
 @pytest.mark.parametrize("method, scipy_method", [("percentile", "percentile"), ("bca", "BCa")])
 def test_bootstrap_matches_scipy(method, scipy_method):
-    """Same resampling stream (default_rng(seed).integers) → same interval as scipy.stats.bootstrap."""
+    """bootstrap_ci is scipy.stats.bootstrap with the resampling stream default_rng(seed)."""
     x = np.random.default_rng(4).exponential(size=50)  # skewed: BCa differs from percentile
     ours = bootstrap_ci(x, n_boot=5000, seed=0, method=method)
     ref = st.bootstrap((x,), np.mean, n_resamples=5000, method=scipy_method, confidence_level=0.95,
-                       random_state=np.random.default_rng(0)).confidence_interval
+                       rng=np.random.default_rng(0)).confidence_interval
     assert ours == pytest.approx((ref.low, ref.high), rel=1e-9)
+
+
+def _bca_by_hand(x, n_boot, seed, level=0.95):
+    """Efron's BCa from its definition, on the resamples SciPy draws (default_rng(seed).integers)."""
+    n = x.size
+    boots = x[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))].mean(axis=1)
+    theta = x.mean()
+    z0 = st.norm.ppf((np.sum(boots < theta) + 0.5 * np.sum(boots == theta)) / n_boot)
+    jack = np.array([np.delete(x, i).mean() for i in range(n)])
+    dev = jack.mean() - jack
+    a = np.sum(dev**3) / (6.0 * np.sum(dev**2) ** 1.5)
+    z = st.norm.ppf([(1 - level) / 2, (1 + level) / 2])
+    q = st.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    return np.quantile(boots, q)
+
+
+def test_bca_matches_the_definition_and_corrects_for_skew():
+    x = np.random.default_rng(11).exponential(size=40)
+    bca = bootstrap_ci(x, n_boot=4000, seed=2, method="bca")
+    # SciPy interpolates the order statistics slightly differently from np.quantile
+    assert bca == pytest.approx(tuple(_bca_by_hand(x, 4000, 2)), rel=2e-3)
+    pct = bootstrap_ci(x, n_boot=4000, seed=2)
+    # right-skewed data: BCa moves the interval up relative to the percentile interval
+    assert bca[0] > pct[0] and bca[1] > pct[1]
+
+
+def test_bca_degenerate_samples():
+    assert bootstrap_ci([3.0, 3.0, 3.0, 3.0], method="bca", n_boot=200) == (3.0, 3.0)   # percentile fallback
+    assert bootstrap_ci([2.5], method="bca", n_boot=200) == (2.5, 2.5)
+    assert all(math.isnan(v) for v in bootstrap_ci([], method="bca"))
+    r = paired_test([1.0, 2.0, 3.5, 4.0, 6.0], [1.0, 1.5, 3.0, 3.0, 4.0], n_boot=500, boot_method="bca")
+    assert (r["boot_ci_low"], r["boot_ci_high"]) == bootstrap_ci([0.0, 0.5, 0.5, 1.0, 2.0], n_boot=500,
+                                                                 method="bca")
 
 
 def test_holm_hand_example():

@@ -3,9 +3,9 @@
 Pure NumPy/SciPy. Conventions:
 
 * ``t_ci`` — Student-t interval for the mean: ``mean ± t_{(1+level)/2, n-1} · sd/√n``.
-* ``bootstrap_ci`` — non-parametric bootstrap, **percentile** interval by default
-  (``method='bca'`` gives the bias-corrected and accelerated interval, with jackknife
-  acceleration). Resampling uses ``numpy.random.default_rng(seed)``: same seed → same interval.
+* ``bootstrap_ci`` — non-parametric bootstrap via ``scipy.stats.bootstrap``, **percentile**
+  interval by default (``method='bca'`` gives SciPy's bias-corrected and accelerated interval).
+  Resampling uses ``numpy.random.default_rng(seed)``: same seed → same interval.
 * ``paired_test(a, b)`` — everything about the paired differences ``d = a - b``.
 * ``holm(p)`` — Holm–Bonferroni step-down adjusted p-values.
 * ``verdict(ci_low, ci_high, alternative, null)`` — the claim rule used in ``claims.md``:
@@ -76,14 +76,16 @@ def bootstrap_ci(
     seed: int = 0,
     method: str = "percentile",
 ) -> tuple[float, float]:
-    """Bootstrap confidence interval of ``stat(x)``.
+    """Bootstrap confidence interval of ``stat(x)``, computed by ``scipy.stats.bootstrap``.
 
     ``method='percentile'`` (default): the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the
-    statistic over ``n_boot`` resamples (with replacement, size n). ``method='bca'``: the
-    bias-corrected and accelerated interval (Efron 1987), acceleration from the jackknife; it
-    falls back to the percentile interval when all bootstrap statistics are equal.
+    statistic over ``n_boot`` resamples (with replacement, size n). ``method='bca'``: SciPy's
+    bias-corrected and accelerated interval (Efron 1987; acceleration from the jackknife). Where
+    SciPy cannot form the BCa interval (every bootstrap statistic equal, so the bias correction is
+    undefined) it falls back to the percentile interval of the same resamples.
+    Resamples come from ``numpy.random.default_rng(seed)``: same seed → same interval.
     ``stat`` is called as ``stat(samples, axis=-1)`` when it accepts ``axis``, else row by row.
-    Returns ``(nan, nan)`` for an empty sample; ``n == 1`` gives a zero-width interval.
+    Returns ``(nan, nan)`` for an empty sample; ``n == 1`` gives a zero-width interval at ``stat(x)``.
     """
     _check_level(level)
     if method not in ("percentile", "bca"):
@@ -94,28 +96,23 @@ def bootstrap_ci(
     n = x.size
     if n == 0:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(int(n_boot), n))
-    boots = _apply_stat(stat, x[idx])
-    alpha = (1.0 - level) / 2.0
-    lo_q, hi_q = alpha, 1.0 - alpha
-    if method == "bca" and n > 1 and np.ptp(boots) > 0:
+    if n == 1:   # SciPy needs two observations; every resample is x itself
         theta = float(_apply_stat(stat, x[None, :])[0])
-        # bias correction: share of bootstrap stats below the estimate (ties count half)
-        prop = (np.sum(boots < theta) + 0.5 * np.sum(boots == theta)) / boots.size
-        prop = min(max(prop, 1.0 / (boots.size + 1)), 1.0 - 1.0 / (boots.size + 1))
-        z0 = _st.norm.ppf(prop)
-        # acceleration from the jackknife
-        jack_idx = np.array([np.delete(np.arange(n), i) for i in range(n)])
-        jack = _apply_stat(stat, x[jack_idx])
-        dev = jack.mean() - jack
-        denom = 6.0 * (np.sum(dev**2) ** 1.5)
-        a = float(np.sum(dev**3) / denom) if denom > 0 else 0.0
-        z_lo, z_hi = _st.norm.ppf(lo_q), _st.norm.ppf(hi_q)
-        lo_q = float(_st.norm.cdf(z0 + (z0 + z_lo) / (1.0 - a * (z0 + z_lo))))
-        hi_q = float(_st.norm.cdf(z0 + (z0 + z_hi) / (1.0 - a * (z0 + z_hi))))
-    low, high = np.quantile(boots, [lo_q, hi_q])
-    return (float(low), float(high))
+        return (theta, theta)
+
+    def vstat(samples, axis=-1):
+        return _apply_stat(stat, np.moveaxis(np.asarray(samples), axis, -1))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # SciPy warns (and returns NaN) where BCa is undefined
+        res = _st.bootstrap((x,), vstat, n_resamples=int(n_boot), confidence_level=level,
+                            method="BCa" if method == "bca" else "percentile", vectorized=True,
+                            rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        alpha = (1.0 - level) / 2.0
+        low, high = (float(v) for v in np.quantile(res.bootstrap_distribution, [alpha, 1.0 - alpha]))
+    return (low, high)
 
 
 def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:

@@ -32,9 +32,17 @@ evaluating does not change training); ``corrected`` evaluates in eval mode, uses
 
 Rows (one per replicate × evaluation × split): track, d_model, operator, opt_mode, arm,
 replicate, epoch (global, 1-based; fractional for ``scratch_eqflops``), phase, split
-('dev' | 'val'), accuracy (0–1, per character), flops (cumulative training FLOPs of one member,
-matmuls, forward + backward), time_s (cumulative training wall time of the ensemble pass that
-trained the replicate, all its members together).
+('dev' | 'dev_novel' | 'val'), accuracy (0–1, per character), flops (cumulative training FLOPs of
+one member, matmuls, forward + backward), time_s (cumulative training wall time of the ensemble
+pass that trained the replicate, all its members together), max_abs_dlogp (NaN except in the
+rows below). ``dev_novel`` is the dev set without the strings that also occur in the training
+file (``dev_overlap``; 16 of the course's 1,000), scored in the same forward pass as ``dev`` (the
+same dropout draws in the faithful track), so the two differ only by the excluded strings.
+
+Function preservation: right after growth every transfer run writes one row per replicate with
+phase ``grown``, split ``dev``, accuracy NaN and ``max_abs_dlogp`` = max |log p_grown − log p_small|
+on the dev set in float64, eval mode (:func:`headstart.growth.operators.function_change`). The
+check neither draws from a training generator nor counts towards ``time_s``.
 
 A run trains its replicates in ensemble passes of ``chunk`` members (all at once on a GPU, a few
 on a CPU; the rows are the same either way). Each pass checkpoints after every epoch (model,
@@ -66,13 +74,13 @@ from headstart.growth.model import (
     faithful_config,
     generators,
 )
-from headstart.growth.operators import DEPTH_OPERATORS, OPERATORS, OPT_MODES, grow
+from headstart.growth.operators import DEPTH_OPERATORS, OPERATORS, OPT_MODES, function_change, grow
 from headstart.models.ensemble import clip_grad_norm_per_model
 from headstart.train.checkpoint import finalize, fingerprint, load_checkpoint, save_checkpoint
 from headstart.train.device import pick_device
 
 __all__ = ["TRACKS", "COLUMNS", "DEFAULTS", "RUN_OPERATORS", "Settings", "replicate_seeds", "model_configs",
-           "transfer_flops", "evaluate", "split_validation", "chunk_size", "chunk_checkpoints", "remove_checkpoints",
+           "transfer_flops", "evaluate", "correct_per_example", "dev_overlap", "split_validation", "chunk_size", "chunk_checkpoints", "remove_checkpoints",
            "run"]
 
 log = logging.getLogger(__name__)
@@ -80,7 +88,7 @@ log = logging.getLogger(__name__)
 TRACKS = ("faithful", "corrected")
 RUN_OPERATORS = ("scratch_deep",) + OPERATORS
 COLUMNS = ["track", "d_model", "operator", "opt_mode", "arm", "replicate", "epoch", "phase", "split",
-           "accuracy", "flops", "time_s"]
+           "accuracy", "flops", "time_s", "max_abs_dlogp"]
 DEFAULTS = {
     "faithful": dict(epochs_small=5, epochs_large=5, batch_size=64, lr=1e-4, clip_norm=None,
                      msg_ramp_steps=200, base_seed=0, dtype="float64", pos="bus_sinusoid"),
@@ -167,29 +175,45 @@ def transfer_flops(track: str, d_model: int, operator: str, settings: Settings, 
 
 
 @torch.no_grad()
-def evaluate(model: LetterCounter, x: torch.Tensor, y: torch.Tensor, *, dropout: bool) -> torch.Tensor:
-    """Per-character accuracy of every member on (x, y), (E,). ``dropout=True`` evaluates in
-    train mode (the original's dropout-on evaluation), else in eval mode."""
+def correct_per_example(model: LetterCounter, x: torch.Tensor, y: torch.Tensor, *, dropout: bool) -> torch.Tensor:
+    """Correctly labelled characters of every member on every string of (x, y), (E, N) float64.
+    ``dropout=True`` evaluates in train mode (the original's dropout-on evaluation), else in eval
+    mode."""
     was_training = model.training
     model.train(dropout)
     E = model.n_models
-    correct = torch.zeros(E, dtype=torch.float64, device=x.device)
+    parts = []
     for i in range(0, len(x), EVAL_CHUNK):
         xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
         pred = model(xb.expand(E, *xb.shape)).argmax(-1)                # (E, b, 20)
-        correct += (pred == yb).sum((1, 2)).to(torch.float64)
+        parts.append((pred == yb).sum(-1).to(torch.float64))           # (E, b)
     model.train(was_training)
-    return correct / y.numel()
+    return torch.cat(parts, dim=1)
+
+
+def evaluate(model: LetterCounter, x: torch.Tensor, y: torch.Tensor, *, dropout: bool) -> torch.Tensor:
+    """Per-character accuracy of every member on (x, y), (E,) (see :func:`correct_per_example`)."""
+    return correct_per_example(model, x, y, dropout=dropout).sum(1) / y.numel()
+
+
+def dev_overlap(train_x: torch.Tensor, dev_x: torch.Tensor) -> torch.Tensor:
+    """(N_dev,) bool: True where a dev string also occurs in the training strings. On the course
+    files 16 dev strings (of 1,000) occur among the 10,000 training lines (the spec's data facts)."""
+    seen = {tuple(row) for row in train_x.tolist()}
+    return torch.tensor([tuple(row) in seen for row in dev_x.tolist()], dtype=torch.bool)
 
 
 class _Run:
     """State of one run in progress (the part that a checkpoint holds)."""
 
-    def __init__(self, track, d_model, operator, opt_mode, replicates, train, dev, val, s, device, checkpoint):
+    def __init__(self, track, d_model, operator, opt_mode, replicates, train, dev, val, s, device, checkpoint,
+                 overlap=None):
         self.track, self.d_model, self.operator, self.opt_mode = track, d_model, operator, opt_mode
         self.replicates, self.s, self.device, self.checkpoint = replicates, s, device, checkpoint
         self.x, self.y = (t.to(device) for t in train)
         self.evals = [("dev", *(t.to(device) for t in dev))]
+        # dev strings not in the training file, scored from the dev pass (None: no dev_novel rows)
+        self.novel = None if overlap is None else (~overlap).to(device)
         if val is not None:
             self.evals.append(("val", *(t.to(device) for t in val)))
         self.seeds = replicate_seeds(s.base_seed, replicates)
@@ -208,6 +232,7 @@ class _Run:
         self.fp = {"track": track, "d_model": d_model, "operator": operator, "opt_mode": opt_mode,
                    "replicates": list(replicates), "settings": s.__dict__,
                    "data": [_digest(*train), _digest(*dev), _digest(*val) if val is not None else None],
+                   "dev_overlap": None if overlap is None else overlap.nonzero().flatten().tolist(),
                    "device": device.type}
 
     # ------------------------------------------------------------ models
@@ -240,14 +265,31 @@ class _Run:
             model.dropout_gens, model.eval_gens = model.eval_gens, model.dropout_gens
         try:
             for split, x, y in self.evals:
-                acc = evaluate(model, x, y, dropout=faithful).cpu().tolist()
-                self.rows += [dict(track=self.track, d_model=self.d_model, operator=self.operator,
-                                   opt_mode=self.opt_mode, arm=arm, replicate=r, epoch=epoch, phase=phase,
-                                   split=split, accuracy=a, flops=self.flops, time_s=self.elapsed)
-                              for r, a in zip(self.replicates, acc)]
+                correct = correct_per_example(model, x, y, dropout=faithful)        # (E, N)
+                scores = [(split, correct.sum(1) / y.numel())]
+                if split == "dev" and self.novel is not None:
+                    keep = self.novel
+                    scores.append(("dev_novel", correct[:, keep].sum(1) / (keep.sum() * y.shape[1])))
+                for name, acc in scores:
+                    self.add_rows(arm, epoch, phase, name, acc.cpu().tolist())
         finally:
             if faithful:
                 model.dropout_gens, model.eval_gens = model.eval_gens, model.dropout_gens
+
+    def add_rows(self, arm: str, epoch: float, phase: str, split: str, accuracy: list[float],
+                 max_abs_dlogp: list[float] | None = None) -> None:
+        """One row per replicate of this pass."""
+        dlogp = max_abs_dlogp or [math.nan] * len(self.replicates)
+        self.rows += [dict(track=self.track, d_model=self.d_model, operator=self.operator,
+                           opt_mode=self.opt_mode, arm=arm, replicate=r, epoch=epoch, phase=phase,
+                           split=split, accuracy=a, flops=self.flops, time_s=self.elapsed, max_abs_dlogp=g)
+                      for r, a, g in zip(self.replicates, accuracy, dlogp)]
+
+    def record_function_change(self, small: LetterCounter, epoch: float) -> None:
+        """The function-preservation rows: max |Δ log p| of the growth just applied (module doc)."""
+        _, x, _ = self.evals[0]
+        gap = function_change(small, self.operator, self.big_cfg, self.seeds["full"], x, chunk=EVAL_CHUNK)
+        self.add_rows(self.arm, epoch, "grown", "dev", [math.nan] * len(self.replicates), gap.tolist())
 
     def train_epoch(self, model, opt, global_epoch: int, phase_step: int, msg: bool) -> int:
         s, E = self.s, model.n_models
@@ -334,6 +376,7 @@ class _Run:
                 model, model_phase = self.new_model(cfg, role), pi
                 opt = self.optimizer(model)
             elif model_phase != pi:   # entering the large phase: grow the small model
+                self.record_function_change(model, offset)
                 t0 = time.perf_counter()
                 small_state = opt.state_dict() if self.opt_mode == "grow" else None
                 model, grown = grow(model, self.operator, cfg, self.seeds["full"],
@@ -345,9 +388,9 @@ class _Run:
             msg = bool(model.msg_new_model.any() or model.msg_new_internal.any())
             for epoch in range(start_epoch if pi == start_phase else 0, n_epochs):
                 phase_step = self.train_epoch(model, opt, offset + epoch, phase_step, msg)
+                n_rows = len(self.rows)
                 self.record(model, self.arm, offset + epoch + 1, name)
-                dev_acc = [r["accuracy"] for r in self.rows[-len(self.replicates) * len(self.evals):]
-                           if r["split"] == "dev"]
+                dev_acc = [r["accuracy"] for r in self.rows[n_rows:] if r["split"] == "dev"]
                 log.info("%s d%d %s %s: epoch %d (%s) mean dev accuracy %.4f", self.track, self.d_model,
                          self.operator, self.opt_mode, offset + epoch + 1, name, sum(dev_acc) / len(dev_acc))
                 if epoch + 1 < n_epochs:
@@ -414,10 +457,13 @@ def remove_checkpoints(checkpoint: str | os.PathLike | None) -> None:
 def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list[int],
         train: tuple[torch.Tensor, torch.Tensor], dev: tuple[torch.Tensor, torch.Tensor], *,
         val: tuple[torch.Tensor, torch.Tensor] | None = None, settings: dict | None = None,
-        device: str = "auto", checkpoint: str | None = None, chunk: int | str | None = "auto") -> pd.DataFrame:
+        device: str = "auto", checkpoint: str | None = None, chunk: int | str | None = "auto",
+        dev_overlap: torch.Tensor | None = None) -> pd.DataFrame:
     """Train all ``replicates`` of one run as batched ensembles of ``chunk`` members (see
     :func:`chunk_size`; the rows do not depend on it) and return the tidy rows (module doc).
-    ``checkpoint``: path prefix of the per-pass checkpoint files ``<checkpoint>.<i>``."""
+    ``checkpoint``: path prefix of the per-pass checkpoint files ``<checkpoint>.<i>``.
+    ``dev_overlap``: (N_dev,) bool, dev strings that occur in the training file
+    (:func:`dev_overlap`); given, the rows add split ``dev_novel`` (dev without them)."""
     s = Settings.for_track(track, settings)
     if opt_mode not in OPT_MODES:
         raise ValueError(f"unknown opt_mode {opt_mode!r}; valid: {', '.join(OPT_MODES)}")
@@ -432,6 +478,11 @@ def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list
         if x.dim() != 2 or x.shape != y.shape or len(x) == 0:
             raise ValueError(f"growth {name} data must be two non-empty (N, 20) tensors, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}")
+    if dev_overlap is not None:
+        dev_overlap = torch.as_tensor(dev_overlap, dtype=torch.bool).cpu()
+        if dev_overlap.shape != (len(dev[0]),) or bool(dev_overlap.all()):
+            raise ValueError(f"dev_overlap must be a bool mask over the {len(dev[0])} dev strings that leaves "
+                             f"some strings out of train, got shape {tuple(dev_overlap.shape)}")
     if operator in ("scratch", "scratch_deep") and opt_mode != "reset":
         raise ValueError(f"{operator} has no optimizer state to grow; use opt_mode 'reset' (the rule's 'na')")
     dev_ = pick_device(device, tf32=False)
@@ -440,5 +491,6 @@ def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list
     frames = []
     for i in range(0, len(reps), k):
         ck = f"{checkpoint}.{i // k}" if checkpoint else None
-        frames.append(_Run(track, int(d_model), operator, opt_mode, reps[i:i + k], train, dev, val, s, dev_, ck).run())
+        frames.append(_Run(track, int(d_model), operator, opt_mode, reps[i:i + k], train, dev, val, s, dev_, ck,
+                           overlap=dev_overlap).run())
     return pd.concat(frames, ignore_index=True)
