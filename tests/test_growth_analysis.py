@@ -106,20 +106,20 @@ def test_confirmatory_claims_are_holm_corrected_as_one_family(p_beats, expected)
     final = analysis.final_scores(runs)
     stats = analysis.paired_stats(final, runs, n_boot=500)
     got = {c.claim: c for c in analysis.claims(final, stats, min_size=192, published={}, tolerance=3.0)}
-    beats = got["confirmatory: [faithful] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
+    beats = got["[faithful] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
     assert beats.value == pytest.approx(d192.mean()) and beats.n == 10
     lo, hi = st.t.interval(0.95, 9, loc=d192.mean(), scale=st.sem(d192))
     assert (beats.ci_low, beats.ci_high) == (pytest.approx(lo), pytest.approx(hi)) and lo > 0
     assert beats.verdict == expected
     assert f"p_Holm = {min(1, 4 * p_beats):.3g}" in beats.rule and "over the 4 confirmatory claims" in beats.rule
-    grows = got["confirmatory: [faithful] the benefit of bus_onehot grows with size"]
+    grows = got["[faithful] the benefit of bus_onehot grows with size"]
     assert grows.value == pytest.approx(0.0, abs=1e-9) and grows.verdict == "inconclusive" and grows.n == 20
-    null = got["confirmatory: [corrected] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
+    null = got["[corrected] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
     assert null.value == pytest.approx(0.0, abs=1e-9) and null.verdict == "inconclusive"
     # another operator is exploratory: CI rule only, outside the family
-    expl = got["exploratory: [corrected] transfer with copy_zero_out beats epoch-matched scratch at every d_model ≥ 192"]
-    assert expl.verdict == "inconclusive" and "exploratory" in expl.rule
-    assert all(c.claim.startswith(("confirmatory: ", "exploratory: ", "The faithful track")) for c in got.values())
+    expl = got["[corrected] transfer with copy_zero_out beats epoch-matched scratch at every d_model ≥ 192"]
+    assert expl.verdict == "inconclusive" and "exploratory" in expl.rule and expl.role == "exploratory"
+    assert beats.role == grows.role == null.role == "confirmatory" and beats.p_holm == pytest.approx(min(1, 4 * p_beats))
 
 
 def test_beats_claim_is_not_supported_when_one_size_loses():
@@ -128,7 +128,7 @@ def test_beats_claim_is_not_supported_when_one_size_loses():
     final = analysis.final_scores(runs)
     c = {c.claim: c for c in analysis.claims(final, analysis.paired_stats(final, runs, n_boot=200),
                                              min_size=192, published={}, tolerance=3.0)}
-    beats = c["confirmatory: [faithful] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
+    beats = c["[faithful] transfer with bus_onehot beats epoch-matched scratch at every d_model ≥ 192"]
     assert beats.verdict == "not supported" and beats.value == pytest.approx(-2.0)
     assert "at d=384" in beats.statistic and "n = 10 paired replicates" in beats.statistic
 

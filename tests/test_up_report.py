@@ -137,7 +137,7 @@ def test_holm_decides_the_confirmatory_family():
     assert got["b"].verdict == "inconclusive" and got["c"].verdict == "inconclusive"
     assert got["x"].verdict == "supported" and math.isnan(got["x"].p_holm)
     assert got["bound"].verdict == "supported" and got["d"].verdict == "not supported"
-    assert "Holm over 4" in got["a"].rule
+    assert "over the 4 confirmatory claims" in got["a"].rule and "p_Holm = 0.04" in got["a"].rule
 
 
 def test_wall_times_come_from_metrics_and_cost_records(tmp_path):

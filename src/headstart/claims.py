@@ -44,10 +44,10 @@ def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
     """Decide a study's confirmatory claims as one family with the Holm step-down correction.
 
     Every confirmatory claim with a finite one-sided ``p_value`` enters the family; its Holm-adjusted
-    p is stored in ``p_holm`` and its verdict becomes 'supported' when ``p_holm < alpha``,
-    'not supported' when its 95% CI lies wholly on the side opposite the claim (the per-claim verdict
-    already says so), else 'inconclusive'. Exploratory claims and claims without a p-value (bounds,
-    worst cases) keep their per-claim verdict."""
+    p is stored in ``p_holm`` and its verdict stays 'supported' only when its per-claim verdict is
+    (the 95% CI on the claimed side) and ``p_holm < alpha``; 'not supported' (the CI wholly on the
+    other side) stays; anything else is 'inconclusive'. Exploratory claims and claims without a
+    p-value (bounds, worst cases) keep their per-claim verdict."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     family = [i for i, c in enumerate(claims) if c.role == "confirmatory" and math.isfinite(c.p_value)]
@@ -57,9 +57,11 @@ def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
     out = list(claims)
     for i, p in zip(family, adjusted):
         c = claims[i]
-        v = "supported" if p < alpha else ("not supported" if c.verdict == "not supported" else "inconclusive")
+        v = c.verdict if c.verdict == "not supported" else (
+            "supported" if c.verdict == "supported" and p < alpha else "inconclusive")
         out[i] = replace(c, p_holm=float(p), verdict=v,
-                         rule=f"{c.rule}; Holm over {len(family)} confirmatory claims: p_holm < {alpha:g}")
+                         rule=f"{c.rule}; Holm-adjusted one-sided p < {alpha:g} over the {len(family)} confirmatory "
+                              f"claims of the study (p_Holm = {p:.3g})")
     return out
 
 

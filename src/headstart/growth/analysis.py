@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from headstart import plotting
-from headstart.claims import Claim, bound_verdict, equivalence_verdict
+from headstart.claims import Claim, apply_holm, bound_verdict, equivalence_verdict
 from headstart.growth.operators import DEPTH_OPERATORS, FUNCTION_PRESERVING
 from headstart.stats import holm, paired_test, slope_ci, t_ci, verdict, wilson_ci
 
@@ -494,25 +494,15 @@ def _comparison_claims(final: pd.DataFrame, stats: pd.DataFrame, min_size: int) 
 
 
 def _family(items: list[dict]) -> list[Claim]:
-    """Holm over the confirmatory claims' one-sided p-values; exploratory claims keep their CI
-    verdict and say so."""
-    conf = [c for c in items if c["confirmatory"]]
-    adj = holm([c["p"] for c in conf]) if conf else []
-    m = int(sum(1 for c in conf if math.isfinite(c["p"])))
-    out = []
-    for c, p_adj in zip(conf, adj):
-        v = c["verdict"]
-        if v == "supported" and not p_adj < ALPHA:
-            v = "inconclusive"
-        out.append(Claim(STUDY, "confirmatory: " + c["claim"], c["statistic"], c["value"], c["ci_low"],
-                         c["ci_high"], c["n"], v,
-                         f"{c['rule']} and Holm-adjusted one-sided p < {ALPHA:g} over the {m} confirmatory "
-                         f"claims of the study (p_Holm = {_fmt(float(p_adj), '{:.3g}')})"))
-    for c in items:
-        if not c["confirmatory"]:
-            out.append(Claim(STUDY, "exploratory: " + c["claim"], c["statistic"], c["value"], c["ci_low"],
-                             c["ci_high"], c["n"], c["verdict"], c["rule"] + " (exploratory: no family-wise correction)"))
-    return out
+    """The comparison claims as :class:`Claim` lines: confirmatory ones carry their one-sided p and
+    are decided as one family with Holm (:func:`headstart.claims.apply_holm`); exploratory ones keep
+    their CI verdict."""
+    claims = [Claim(STUDY, c["claim"], c["statistic"], c["value"], c["ci_low"], c["ci_high"], c["n"], c["verdict"],
+                    c["rule"] + ("" if c["confirmatory"] else " (exploratory: no family-wise correction)"),
+                    p_value=float(c["p"]) if c["confirmatory"] else math.nan,
+                    role="confirmatory" if c["confirmatory"] else "exploratory")
+              for c in sorted(items, key=lambda c: not c["confirmatory"])]
+    return apply_holm(claims, ALPHA)
 
 
 def reproduction_claims(final: pd.DataFrame, published: dict, tolerance: float) -> list[Claim]:
@@ -571,12 +561,13 @@ def overlap_claims(runs: pd.DataFrame, margin: float, n_overlap: int | None = No
             vs = ["inconclusive"]
         out.append(Claim(
             STUDY, f"[{track}] {what} that also occur in train do not change the reported dev accuracy "
-            f"(exploratory data-hygiene check)",
+            f"(a data-hygiene check)",
             f"mean paired difference, accuracy with − without them (pp), largest of {len(g)} cells "
             f"(size × run × arm), at d={int(worst['d_model'])} {worst['operator']}/{worst['arm']}; "
             f"n = {int(worst['n'])} replicates" + ("; no dev string occurs in train in this data" if none else ""),
             float(worst["diff_mean"]), float(worst["diff_ci_low"]), float(worst["diff_ci_high"]), int(worst["n"]),
-            _all_units(vs), f"every cell's 95% t CI within ±{margin:g} pp; no overlapping string → inconclusive"))
+            _all_units(vs), f"every cell's 95% t CI within ±{margin:g} pp; no overlapping string → inconclusive",
+            role="exploratory"))
     return out
 
 
