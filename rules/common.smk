@@ -183,8 +183,22 @@ def growth_val_lines(track):
 
 
 def up_source_config(name):
-    """The configuration of UP source ``name`` (config up.sources), with the shared context."""
+    """The configuration of UP source ``name`` (config up.sources), with the shared context; a swept
+    source (up_sweep_sources) is its base source at the swept temperature."""
+    if name in up_sweep_sources():
+        sweep = config["up"]["temperature_sweep"]
+        return {**config["up"]["sources"][sweep["source"]], "temperature": up_sweep_sources()[name],
+                "context": config["up"]["context"]}
     return {**config["up"]["sources"][name], "context": config["up"]["context"]}
+
+
+def up_sweep_sources():
+    """The temperature sweep's sources (config up.temperature_sweep): name → temperature, named
+    <source>_sweep_t<temperature with p for the point>."""
+    sweep = config["up"]["temperature_sweep"]
+    if not sweep.get("source") or not sweep.get("temperatures"):
+        return {}
+    return {f"{sweep['source']}_sweep_t{t:g}".replace(".", "p"): float(t) for t in sweep["temperatures"]}
 
 
 def up_evalset_files():
@@ -245,7 +259,7 @@ def up_finetunes():
     """Every fine-tuning run (config up.finetune): source × arm × train fraction × replicate seed."""
     f = config["up"]["finetune"]
     runs = [(src, init, opt, frac) for src in f["sources"] for init, opt in f["arms"] for frac in f["fracs"]]
-    for pair in config["up"]["ablations"].values():   # ablation sources: the UP arm on all data
+    for pair in (config["up"]["ablations"] or {}).values():   # ablation sources: the UP arm on all data
         runs += [(src, "up", "reload", 1) for src in pair]
     return sorted({f"results/up/finetune/{src}/{init}.{opt}.f{frac:g}.s{seed}.parquet"
                    for src, init, opt, frac in runs for seed in up_seeds()})
@@ -278,3 +292,8 @@ def up_walltimes():
     """Every equal-wall-time scratch run: source × replicate seed (config up.walltime)."""
     return [f"results/up/walltime/{src}/s{sd}.parquet" for src in config["up"]["walltime"]["sources"]
             for sd in up_seeds()]
+
+
+def up_sweep_runs():
+    """The sweep's pre-training metrics: one run per swept temperature, the first replicate seed."""
+    return [f"results/up/pretrain/{name}/s{up_seeds()[0]}/metrics.parquet" for name in up_sweep_sources()]

@@ -8,10 +8,13 @@ rule up:
         "results/up/claims.csv",
         "results/paper/up_markov.md",
         "results/paper/up_ood.md",
+        "results/paper/up_temperature.md" if up_sweep_sources() else [],
         figures("up_zero_shot"),
         figures("up_finetune_curves"),
         figures("up_data_efficiency"),
         figures("up_budget"),
+        "results/paper/up_sources.md",
+        figures("up_sources"),
     localrule: True
 
 
@@ -27,6 +30,7 @@ rule up_sample:
         rows=config["up"]["sample"]["rows_per_shard"],
         draw=config["up"]["sample"]["draw"],
         checkpoint_every=config["up"]["sample"]["checkpoint_every"],
+        burn_in=config["up"]["sample"]["burn_in"],
         device=config["device"],
         checkpoint=lambda wc, output: checkpoint_path(output.shard),
     wildcard_constraints:
@@ -44,6 +48,31 @@ rule up_sample:
         "results/up/benchmarks/sample_{source}_s{seed}_shard{shard}.tsv"
     script:
         "../scripts/up_sample.py"
+
+
+rule up_sources:
+    """The data regime of every sampled source: constant / periodic / varied rows and gzip ratios."""
+    input:
+        shards=up_samples(),
+        costs=[p.replace(".u8", ".json") for p in up_samples()],
+        code=code("up_sources"),
+    output:
+        table="results/up/sources.csv",
+        md=report("results/paper/up_sources.md", caption="../report/up_sources.rst", category="up"),
+        png=report("results/paper/up_sources.png", caption="../report/up_sources.rst", category="up"),
+        pdf="results/paper/up_sources.pdf",
+    params:
+        sources=config["up"]["sample"]["sources"],
+        kinds={name: src["kind"] for name, src in config["up"]["sources"].items()},
+        context=config["up"]["context"],
+        regime=config["up"]["sources_regime"],
+    threads: 1
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/sources.log",
+    script:
+        "../scripts/up_sources.py"
 
 
 rule up_evalset:
@@ -204,7 +233,7 @@ rule up_report:
     params:
         batch_size=config["up"]["finetune"]["batch_size"],
         pretrain_batch=config["up"]["pretrain"]["batch_size"],
-        ablations=config["up"]["ablations"],
+        ablations=config["up"]["ablations"] or {},
         main_sources=config["up"]["finetune"]["sources"],
         text_sets=["wp"] + sorted(up_evalset_files()),
         alpha=config["up"]["claims"]["alpha"],
@@ -279,3 +308,24 @@ rule up_walltime:
         "results/up/benchmarks/walltime_{source}_s{seed}.tsv"
     script:
         "../scripts/up_walltime.py"
+
+
+rule up_temperature:
+    input:
+        runs=up_sweep_runs(),
+        code=code("up_temperature"),
+    output:
+        table="results/up/temperature_sweep.csv",
+        md=report("results/paper/up_temperature.md", caption="../report/up_temperature.rst", category="up"),
+    params:
+        temperatures=up_sweep_sources(),
+        source=config["up"]["temperature_sweep"]["source"],
+        configured=lambda wc: config["up"]["sources"].get(config["up"]["temperature_sweep"]["source"] or "", {}).get("temperature"),
+        synthetic=config["up"]["evalsets"]["names"],
+    threads: 1
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/up/temperature.log",
+    script:
+        "../scripts/up_temperature.py"

@@ -466,6 +466,12 @@ def _code_errors(config: dict) -> list[str]:
     refs("up.budget.sources", up["budget"]["sources"], sampled, sample_it, "sampled")
     walltime = up.get("walltime", {}).get("sources") or []
     refs("up.walltime.sources", walltime, fin["sources"], "not fine-tuned: add to up.finetune.sources", "fine-tuned")
+    sweep = up.get("temperature_sweep") or {}
+    if sweep.get("temperatures") and sweep.get("source") is not None:
+        entry = up["sources"].get(sweep["source"])
+        if entry is None or entry["kind"] != "transformer" or isinstance(entry.get("temperature"), list):
+            errors.append(f"up.temperature_sweep.source: expected a transformer source with a fixed temperature "
+                          f"defined in up.sources, got {show(sweep['source'])}")
     missing = [arm for arm in (["up", "reload"], ["scratch", "reset"]) if arm not in fin["arms"]]
     if walltime and (missing or 1 not in fin["fracs"]):
         errors.append("up.walltime.sources: the equal-wall-time arm is compared with the runs [up, reload] and "
