@@ -12,6 +12,9 @@ rule claims:
             category="claims",
         ),
         csv="results/paper/claims.csv",
+    params:
+        scale=config["scale"],
+        synthetic_data=config["synthetic_data"],
     conda:
         "../envs/headstart.yaml"
     log:

@@ -47,6 +47,21 @@ def test_render_one_line_per_claim_with_statistic_ci_n_and_verdict():
     assert "[-0.001, 0.009]" in lines[1] and "**inconclusive**" in lines[1]
 
 
+def test_the_ledger_says_what_kind_of_run_it_came_from():
+    """A smoke run's ledger says at the top that it is a wiring check, with generated data; the
+    role, what n counts and the Holm-adjusted p appear on the line."""
+    df = to_frame([Claim("up", "C holds", "Δ", -0.2, -0.3, -0.1, 3, "supported", "CI < 0", n_what="replicates",
+                         p_value=0.01, p_holm=0.02), Claim("up", "D holds", "Δ", 0.1, -0.1, 0.3, 3, "inconclusive",
+                                                           "CI < 0", role="exploratory")])
+    smoke = render_markdown(check_frame(df, "t"), scale="smoke", synthetic=True)
+    assert "SMOKE — a wiring check, not a result" in smoke and "built-in generated data" in smoke
+    assert "paper config" in render_markdown(df) and "SMOKE" not in render_markdown(df)
+    c, d = [ln for ln in smoke.splitlines() if ln.startswith("- ")]
+    assert "n = 3 replicates, p_holm = 0.02" in c and "*(exploratory)*" in d and "p_holm" not in d
+    with pytest.raises(ValueError, match="scale"):
+        render_markdown(df, scale="big")
+
+
 def test_check_frame_names_the_file_and_missing_columns():
     with pytest.raises(ValueError, match=r"bad\.csv.*verdict"):
         check_frame(pd.DataFrame({"study": ["x"]}), "bad.csv")

@@ -103,7 +103,7 @@ def test_budget_and_walltime_claims():
     assert means.set_index("pre_units").loc[2, "bits"] == pytest.approx(2.55)
     ft = runs_table({("up", "reload", 1.0, s): 2.0 + 0.1 * s for s in (0, 1)})
     wt_runs = pd.concat([metrics({50: bits(2.3 + 0.1 * s, half=0.001)}, source="lstm", seed=s, walltime_s=12.0,
-                                 walltime_capped=False, device="cpu") for s in (0, 1)], ignore_index=True)
+                                 walltime_capped=False, devices="cpu") for s in (0, 1)], ignore_index=True)
     wt = report.walltime_table(wt_runs)
     assert wt["steps"].tolist() == [50, 50]
     (claim,) = report.walltime_claims(ft, wt)

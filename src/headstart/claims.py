@@ -107,9 +107,24 @@ def _num(x: float) -> str:
     return f"{x:.3g}" if (x == 0 or 1e-3 <= abs(x) < 1e4) else f"{x:.2e}"
 
 
-def render_markdown(df: pd.DataFrame) -> str:
+#: What each run scale means for a reader of the ledger (config ``scale``).
+SCALES = {
+    "paper": "**Run: paper config.** The verdicts below are results of the configured experiments.",
+    "smoke": ("**Run: SMOKE — a wiring check, not a result.** Tiny models, few steps and built-in data; "
+              "the verdicts below say only that every claim is computed end to end. Do not cite them."),
+    "cpu-slice": ("**Run: CPU slice — a reduced run, not the paper config.** Smaller models and fewer steps "
+                  "than the paper config; read the verdicts as evidence at that scale only."),
+}
+
+
+def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    data = (" **Data: built-in generated data sets, not the real corpora.**" if synthetic else "")
     lines = [
         "# Claims",
+        "",
+        SCALES[scale] + data,
         "",
         "One line per claim: the statistic, its 95% confidence interval (— where a worst case over",
         "all units is the statistic), n and what it counts, and the verdict with the rule that decided it.",

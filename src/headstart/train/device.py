@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["pick_device", "set_tf32", "tf32_enabled", "describe_device"]
+__all__ = ["pick_device", "set_tf32", "tf32_enabled", "describe_device", "device_label"]
 
 
 def pick_device(pref: str | torch.device | None = "auto", *, tf32: bool | None = None) -> torch.device:
@@ -101,3 +101,13 @@ def describe_device(device: str | torch.device | None = None) -> dict[str, Any]:
             bf16_supported=torch.cuda.is_bf16_supported(),
         )
     return info
+
+
+def device_label(info: dict[str, Any] | str) -> str:
+    """A short name for a :func:`describe_device` record, for claims and tables: the GPU's name, or
+    ``cpu (N cores, T torch threads)``; a string is returned as it is."""
+    if isinstance(info, str):
+        return info
+    if info.get("device_type") == "cuda":
+        return str(info.get("gpu_name", info.get("device", "cuda")))
+    return f"cpu ({info.get('cpu_count', '?')} cores, {info.get('torch_threads', '?')} torch threads)"

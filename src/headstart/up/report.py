@@ -484,7 +484,7 @@ def walltime_table(runs: pd.DataFrame) -> pd.DataFrame:
         last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
         r = g.iloc[0]
         rows.append({"source": src, "seed": int(seed), "steps": int(g["step"].max()), "walltime_s": float(r["walltime_s"]),
-                     "capped": bool(r["walltime_capped"]), "device": str(r.get("device", r.get("sampling_device", "?"))),
+                     "capped": bool(r["walltime_capped"]), "device": str(r.get("devices", "?")),
                      "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"])})
     return pd.DataFrame(rows, columns=cols)
 
