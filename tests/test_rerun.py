@@ -16,7 +16,8 @@ from test_workflow import copy_workflow, snakemake
 pytestmark = pytest.mark.slow
 
 SMOKE = ["--profile", "profiles/smoke"]
-REPORT_RULES = {"reference_report", "growth_report", "up_report", "up_markov", "data_manifest", "claims", "all"}
+REPORT_RULES = {"reference_report", "growth_report", "up_report", "up_markov", "up_sources", "up_temperature",
+                "data_manifest", "claims", "all"}
 
 
 @pytest.fixture(scope="module")

@@ -91,8 +91,8 @@ def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-REPLICATES = ("replicates (pre-training runs, each with its own source sample, init and data order; "
-              "arms paired by replicate)")
+#: What a UP claim's n counts (the README and this module's doc say what a replicate holds).
+REPLICATES = "replicates (whole pre-training runs; arms paired by replicate)"
 
 
 def _p_value(mean: float, half: float, n: int, alternative: str, null: float = 0.0) -> float:
@@ -156,19 +156,24 @@ def _arm(r) -> str:
 def zero_shot_figure(zero: pd.DataFrame, markov: pd.DataFrame, png: str, pdf: str) -> None:
     """UP zero-shot bits per set (:func:`zero_means`: mean over replicates, CI bars), the chance line and
     the in-context Markov baseline on the same bytes (``markov``: set, bits)."""
-    fig, axes = plotting.figure(width=6.0, height=3.2)
+    fig, axes = plotting.figure(width=8.0, height=3.4)
     ax = axes[0, 0]
     sets = sorted(zero["set"].unique())
     x = np.arange(len(sets))
-    for i, (src, g) in enumerate(zero.groupby("source")):
+    top = CHANCE + 1.5                       # CIs of a few replicates can be far wider: clipped at the frame
+    sources = list(zero.groupby("source"))
+    step = 0.7 / max(1, len(sources))
+    for i, (src, g) in enumerate(sources):
         g = g.set_index("set").reindex(sets)
-        ax.errorbar(x + 0.1 * i, g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], fmt="o",
-                    label=f"UP ({src}), zero-shot")
+        lo, hi = g["lo"].clip(lower=0), g["hi"].clip(upper=top)
+        ax.errorbar(x - 0.35 + step * (i + 0.5), g["bits"], yerr=[(g["bits"] - lo).clip(lower=0), (hi - g["bits"]).clip(lower=0)],
+                    fmt="o", ms=4, label=f"UP ({src}), zero-shot")
     ic = markov.set_index("set").reindex(sets)
-    ax.scatter(x, ic["bits"], marker="_", s=300, color="black", label="in-context Markov (same bytes)")
+    ax.scatter(x, ic["bits"], marker="_", s=400, color="black", label="in-context Markov (same bytes)")
     ax.axhline(CHANCE, color="grey", ls="--", label="chance (8 bits)")
-    ax.set_xticks(x, sets, rotation=30)
-    ax.set_ylabel("bits per byte")
+    ax.set_ylim(0, top)
+    ax.set_xticks(x, sets, rotation=35, ha="right")
+    ax.set_ylabel("bits per byte (95% CI, clipped to the frame)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     plotting.save(fig, png, pdf)
