@@ -22,3 +22,15 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("real data folder not found (set HEADSTART_SHARED_DATA or place ../shared/data)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: two threads on a shared 2-core machine spin
+    against other jobs (tiny matmuls 100× slower). Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,13 +18,7 @@ from headstart.up.regime import REGIMES, classify_rows, row_stats
 SMALL = dict(emb=16, hidden=32, n_layers=2, context=48, rows_per_call=8, buffer_mult=4, reset=(0.25, 0.25))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a shared 2-core machine spin against other jobs (tiny matmuls 100× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # conftest: tiny models, one thread
 
 
 def copy_into_gen(b: BatchedLSTM, e: int, gen: LSTMGen) -> None:
