@@ -51,11 +51,11 @@ def with_config(root: Path, name: str, text: str) -> list[str]:
 
 def test_a_new_replicate_schedules_only_its_runs_and_the_report(finished):
     """A UP replicate seed added: its shards, pre-training runs, fine-tuning runs, budget splits and
-    equal-wall-time run, then the report; nothing of the other replicates, not the temperature sweep
-    (it uses the first seed)."""
+    equal-wall-time run, then the source-regime table (it reads every shard) and the report; nothing of
+    the other replicates, not the temperature sweep (it uses the first seed)."""
     jobs = planned(finished, *with_config(finished, "seed.yaml", "up:\n  pretrain:\n    seeds: [0, 1, 2]\n"))
-    assert set(jobs) == {"up_sample", "up_pretrain", "up_finetune", "up_budget", "up_walltime", "up_report",
-                         "claims", "all"}, sorted(jobs)
+    assert set(jobs) == {"up_sample", "up_sources", "up_pretrain", "up_finetune", "up_budget", "up_walltime",
+                         "up_report", "claims", "all"}, sorted(jobs)
     for rule in ("up_sample", "up_pretrain", "up_walltime"):
         assert jobs[rule] and all("/s2/" in f or f.endswith("/s2.parquet") for f in jobs[rule]), (rule, sorted(jobs[rule]))
     for rule in ("up_finetune", "up_budget"):
