@@ -185,10 +185,10 @@ def growth_val_lines(track):
 def up_source_config(name):
     """The configuration of UP source ``name`` (config up.sources), with the shared context; a swept
     source (up_sweep_sources) is its base source at the swept temperature."""
-    if name in up_sweep_sources():
-        sweep = config["up"]["temperature_sweep"]
-        return {**config["up"]["sources"][sweep["source"]], "temperature": up_sweep_sources()[name],
-                "context": config["up"]["context"]}
+    swept = up_sweep_sources()
+    if name in swept:
+        base = config["up"]["sources"][config["up"]["temperature_sweep"]["source"]]
+        return {**base, "temperature": swept[name], "context": config["up"]["context"]}
     return {**config["up"]["sources"][name], "context": config["up"]["context"]}
 
 

@@ -320,7 +320,7 @@ rule up_temperature:
     params:
         temperatures=up_sweep_sources(),
         source=config["up"]["temperature_sweep"]["source"],
-        configured=lambda wc: config["up"]["sources"].get(config["up"]["temperature_sweep"]["source"] or "", {}).get("temperature"),
+        configured=config["up"]["sources"].get(config["up"]["temperature_sweep"]["source"] or "", {}).get("temperature"),
         synthetic=config["up"]["evalsets"]["names"],
     threads: 1
     conda:

@@ -26,17 +26,12 @@ ft = report.finetune_table(pd.concat([read_table(f) for f in inp.finetune], igno
 write_table(ft, out.finetune)
 
 # costs per replicate: sampling (the shards it pre-trained on) and pre-training
-records = cost.read_cost_records(inp.costs)
-sampling = {}
-for path, record in zip(inp.costs, records):
-    tot = sampling.setdefault(replicate(path), {"wall_s": 0.0, "rows": 0.0})
-    tot["wall_s"] += float(record["wall_s"])
-    tot["rows"] += float(record["rows"])
+sampling = cost.sampling_totals(cost.read_cost_records(inp.costs), keys=[replicate(p) for p in inp.costs])
 pre_wall = {key: cost.pretrain_wall(df) for key, df in pretrain.items()}
-per_source = lambda d, f: {src: sum(f(v) for (s, _), v in d.items() if s == src) / sum(1 for s, _ in d if s == src)
-                           for src in {s for s, _ in d}}
-offsets = cost.curve_offsets(per_source(pre_wall, lambda v: v[0]),
-                             {src: {"wall_s": w} for src, w in per_source(sampling, lambda v: v["wall_s"]).items()})
+# the curves' wall-time offsets: per source, the mean over its replicates
+mean_of = lambda d, f: pd.Series({k: f(v) for k, v in d.items()}).groupby(level=0).mean().to_dict()
+offsets = cost.curve_offsets(mean_of(pre_wall, lambda v: v[0]),
+                             {src: {"wall_s": s} for src, s in mean_of(sampling, lambda v: v["wall_s"]).items()})
 
 mean = report.seed_means(ft)
 markov_same = baselines.markov_window_bits(markov_windows)

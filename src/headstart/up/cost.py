@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["pretrain_wall", "read_cost_records", "sampling_totals", "sample_s_per_row", "curve_offsets",
-           "budget_costs", "split_wall_times", "finetune_wall", "walltime_budget", "walltime_steps"]
+           "budget_costs", "split_wall_times", "walltime_budget", "walltime_steps"]
 
 TIME = "time_s"
 
@@ -61,11 +61,12 @@ def read_cost_records(paths: list[str | os.PathLike]) -> list[dict]:
     return records
 
 
-def sampling_totals(records: list[dict]) -> dict[str, dict[str, float]]:
-    """Source → {'wall_s', 'rows'}: sampling seconds and rows summed over the source's shards."""
-    out: dict[str, dict[str, float]] = {}
-    for r in records:
-        tot = out.setdefault(str(r["source"]), {"wall_s": 0.0, "rows": 0.0})
+def sampling_totals(records: list[dict], keys: list | None = None) -> dict:
+    """Source → {'wall_s', 'rows'}: sampling seconds and rows summed over the source's shards; with
+    ``keys`` (one per record, e.g. (source, replicate seed)), summed per key instead."""
+    out: dict = {}
+    for key, r in zip(keys if keys is not None else (str(r["source"]) for r in records), records):
+        tot = out.setdefault(key, {"wall_s": 0.0, "rows": 0.0})
         tot["wall_s"] += float(r["wall_s"])
         tot["rows"] += float(r["rows"])
     return out
@@ -106,18 +107,13 @@ def split_wall_times(pre_units: int, unit_steps: int, finetune_s: float, cost: d
     return finetune_s + pre_s, finetune_s + pre_s + sample_s
 
 
-def finetune_wall(metrics: pd.DataFrame) -> tuple[float, int]:
-    """(wall seconds, steps) of a fine-tuning run: the same ``time_s`` rule as :func:`pretrain_wall`."""
-    return pretrain_wall(metrics)
-
-
 def walltime_budget(records: list[dict], pretrain: pd.DataFrame, up_run: pd.DataFrame) -> dict[str, float]:
     """The wall time a UP replicate cost, with sampling: {'sample_s', 'pretrain_s', 'finetune_s',
     'total_s'}. ``records``: the cost records of the shards the replicate's pre-training read;
     ``pretrain``: its metric rows; ``up_run``: the metric rows of its UP fine-tuning run."""
     sample_s = sum(float(r["wall_s"]) for r in records)
     pre_s, _ = pretrain_wall(pretrain)
-    fin_s, _ = finetune_wall(up_run)
+    fin_s, _ = pretrain_wall(up_run)    # the same time_s rule for any training run
     return {"sample_s": sample_s, "pretrain_s": pre_s, "finetune_s": fin_s, "total_s": sample_s + pre_s + fin_s}
 
 
@@ -125,7 +121,7 @@ def walltime_steps(total_s: float, scratch_run: pd.DataFrame, max_steps: int) ->
     """(updates, seconds per update, capped): how many updates of scratch training take ``total_s``
     wall seconds at the time per update of ``scratch_run`` (the scratch fine-tuning run of the same
     replicate, on the same device), at most ``max_steps``. Raises when the scratch run logged no time."""
-    seconds, steps = finetune_wall(scratch_run)
+    seconds, steps = pretrain_wall(scratch_run)
     if steps < 1 or seconds <= 0:
         raise ValueError("the scratch run logged no training time (time_s); cannot convert wall time to updates")
     per_step = seconds / steps

@@ -38,7 +38,7 @@ from headstart.stats import seed_half_width, verdict
 from headstart.up.cost import split_wall_times
 from headstart.up.evaluate import chance_bits
 
-__all__ = ["final_bits", "finetune_table", "seed_means", "seed_half_width", "zero_means", "zero_shot_figure",
+__all__ = ["final_bits", "finetune_table", "replicate_means", "seed_means", "seed_half_width", "zero_means", "zero_shot_figure",
            "curves_figure", "efficiency_figure", "ood_markdown", "budget_table", "budget_means", "budget_figure",
            "zero_shot_claims", "markov_claims", "finetune_claims", "budget_claims", "walltime_table",
            "walltime_claims", "ablation_claims"]
@@ -79,16 +79,23 @@ def finetune_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=keys + ["time_s", "set", "bits", "lo", "hi"])
 
 
-def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
-    """:func:`finetune_table` averaged over seeds: one row per run, step and set, with the CI of
-    :func:`seed_half_width` and ``n_seeds``."""
+def replicate_means(df: pd.DataFrame, keys: list[str], also: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows of per-replicate ``bits`` [``lo``, ``hi``] averaged over replicates: one row per ``keys``
+    group, bits with the CI of :func:`seed_half_width`, ``n_seeds``, and the mean of each column in
+    ``also`` (e.g. wall times)."""
     rows = []
-    for key, g in ft.groupby(RUN + ["step", "set"]):
+    for key, g in df.groupby(keys):
         mean = float(g["bits"].mean())
         half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
-        rows.append({**dict(zip(RUN + ["step", "set"], key)), "time_s": float(g["time_s"].mean()), "bits": mean,
-                     "lo": mean - half, "hi": mean + half, "n_seeds": len(g)})
-    return pd.DataFrame(rows)
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+                     **{c: float(g[c].mean()) for c in also},
+                     "bits": mean, "lo": mean - half, "hi": mean + half, "n_seeds": len(g)})
+    return pd.DataFrame(rows, columns=[*keys, *also, "bits", "lo", "hi", "n_seeds"])
+
+
+def seed_means(ft: pd.DataFrame) -> pd.DataFrame:
+    """:func:`finetune_table` averaged over seeds: one row per run, step and set (:func:`replicate_means`)."""
+    return replicate_means(ft, RUN + ["step", "set"], also=("time_s",))
 
 
 #: What a UP claim's n counts (the README and this module's doc say what a replicate holds).
@@ -285,14 +292,7 @@ def budget_figure(bt: pd.DataFrame, png: str, pdf: str) -> None:
 def zero_means(zero: pd.DataFrame) -> pd.DataFrame:
     """Per-replicate zero-shot bits (source, seed, set, bits, lo, hi) averaged over replicates: one row
     per (source, set) with the CI of :func:`seed_half_width` and ``n_seeds``."""
-    zero = zero if "seed" in zero else zero.assign(seed=0)
-    rows = []
-    for (src, name), g in zero.groupby(["source", "set"]):
-        mean = float(g["bits"].mean())
-        half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
-        rows.append({"source": src, "set": name, "bits": mean, "lo": mean - half, "hi": mean + half,
-                     "n_seeds": len(g)})
-    return pd.DataFrame(rows, columns=["source", "set", "bits", "lo", "hi", "n_seeds"])
+    return replicate_means(zero, ["source", "set"])
 
 
 def zero_shot_claims(zero: pd.DataFrame, main: list[str]) -> list[Claim]:
@@ -450,16 +450,8 @@ def budget_table(runs: pd.DataFrame, cost: dict) -> pd.DataFrame:
 
 
 def budget_means(bt: pd.DataFrame) -> pd.DataFrame:
-    """:func:`budget_table` averaged over replicates (bits with the CI of :func:`seed_half_width`)."""
-    rows = []
-    for (src, pre), g in bt.groupby(["source", "pre_units"]):
-        mean = float(g["bits"].mean())
-        half = seed_half_width(g["bits"].to_numpy(), float(((g["hi"] - g["lo"]) / 2).mean()))
-        rows.append({"source": src, "pre_units": int(pre), "total_units": int(g["total_units"].iloc[0]), "bits": mean,
-                     "lo": mean - half, "hi": mean + half, "time_s": float(g["time_s"].mean()),
-                     "time_with_sampling_s": float(g["time_with_sampling_s"].mean()), "n_seeds": len(g)})
-    return pd.DataFrame(rows, columns=["source", "pre_units", "total_units", "bits", "lo", "hi", "time_s",
-                                       "time_with_sampling_s", "n_seeds"])
+    """:func:`budget_table` averaged over replicates (:func:`replicate_means`)."""
+    return replicate_means(bt, ["source", "pre_units", "total_units"], also=("time_s", "time_with_sampling_s"))
 
 
 def budget_claims(bt: pd.DataFrame) -> list[Claim]:
