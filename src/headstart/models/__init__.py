@@ -1,7 +1,7 @@
 """Models on one shared transformer core: GPT-2, BERT and the study variants.
 
 * :mod:`.transformer` — :class:`TransformerConfig`, :class:`Transformer` (SDPA attention, pre/post/no
-  LayerNorm, causal or bidirectional), activations, FLOP count.
+  LayerNorm, causal or bidirectional), :class:`KVCache` for generation, activations, FLOP count.
 * :mod:`.posenc` — learned, sinusoidal, rotary (explicit positions), random-subset positions.
 * :mod:`.gpt` — :class:`GPT`, :class:`GPTConfig`; :mod:`.bert` — :class:`Bert`, :class:`BertConfig`.
 * :mod:`.hf` — :func:`from_hf` / :func:`to_hf` weight conversion with Hugging Face.
@@ -11,7 +11,7 @@ from headstart.models.bert import Bert, BertConfig
 from headstart.models.ensemble import EnsembleLinear, clip_grad_norm_per_model
 from headstart.models.gpt import GPT, GPTConfig
 from headstart.models.hf import from_hf, to_hf
-from headstart.models.transformer import Transformer, TransformerConfig
+from headstart.models.transformer import KVCache, Transformer, TransformerConfig
 
-__all__ = ["GPT", "GPTConfig", "Bert", "BertConfig", "Transformer", "TransformerConfig",
+__all__ = ["GPT", "GPTConfig", "Bert", "BertConfig", "Transformer", "TransformerConfig", "KVCache",
            "EnsembleLinear", "clip_grad_norm_per_model", "from_hf", "to_hf"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from headstart.models.transformer import Transformer, TransformerConfig, flops_per_token
+from headstart.models.transformer import KVCache, Transformer, TransformerConfig, flops_per_token
 
 
 @dataclass
@@ -36,10 +36,20 @@ class GPT(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab_size). ``attention_mask``: (B, T), 1 = token, 0 = padding."""
-        x = self.transformer(input_ids, attention_mask, token_type_ids, positions, inputs_embeds)
+                inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """Logits (B, T, vocab_size), or (B, 1, vocab_size) of the last position with
+        ``last_only`` (generation). ``attention_mask``: (B, T), 1 = token, 0 = padding; with a
+        ``cache`` (:class:`~headstart.models.transformer.KVCache`, extended in place) the tokens
+        follow the cached ones and the mask covers both."""
+        x = self.transformer(input_ids, attention_mask, token_type_ids, positions, inputs_embeds, cache)
+        if last_only:
+            x = x[:, -1:]
         return self.lm_head(x)  # (B, T, vocab_size)
+
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache for :meth:`forward`."""
+        return KVCache(self.config.n_layer)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, tied weights counted once; ``non_embedding`` drops position/type tables."""

@@ -7,6 +7,10 @@ or no positions; attention scale; activation; dropout; bias) are all configurati
 ``torch.nn.functional.scaled_dot_product_attention``; with no padding mask the causal case uses its
 ``is_causal=True`` fast path and no mask is built at all.
 
+Generation keeps a :class:`KVCache`: given one, :meth:`Transformer.forward` appends each layer's
+keys and values to it and attends over everything cached, so that a step costs one token's work.
+Outputs are the same with and without the cache (``tests/test_sampling.py``).
+
 Parameter names follow GPT-2 (``wte``, ``wpe``, ``h.N.ln_1``, ``h.N.attn.c_attn`` (fused q, k, v),
 ``h.N.attn.c_proj``, ``h.N.mlp.c_fc``, ``h.N.mlp.c_proj``, ``ln_f``) so checkpoints read naturally;
 :mod:`headstart.models.hf` maps them to and from Hugging Face.
@@ -157,6 +161,62 @@ def layer_norm(cfg: TransformerConfig) -> nn.LayerNorm:
     return nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
 
 
+class LayerKV:
+    """One layer's cached keys and values, (B, n_head, T_cached, head_dim) each."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's keys and values; return all of them."""
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k, self.v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding (one per sequence batch).
+
+    Pass the same cache to successive forward calls with the new tokens only; the attention mask,
+    when given, covers the cached and the new positions, (B, T_cached + T). ``reorder`` selects
+    batch rows (beam search), ``copy`` shares the tensors so that two continuations of one
+    context can each extend it.
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerKV() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far."""
+        return self.layers[0].length
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (in that order), e.g. the surviving beams."""
+        for layer in self.layers:
+            layer.reorder(index)
+
+    def expand(self, repeats: int) -> KVCache:
+        """A new cache with each batch row repeated ``repeats`` times (row-major, like
+        ``repeat_interleave``); the tensors are views until either cache is extended."""
+        out = KVCache(len(self.layers))
+        for src, dst in zip(self.layers, out.layers):
+            if src.k is not None:
+                dst.k, dst.v = src.k.repeat_interleave(repeats, 0), src.v.repeat_interleave(repeats, 0)
+        return out
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused q/k/v projection, computed by SDPA."""
 
@@ -170,7 +230,7 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, kv: LayerKV | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -178,10 +238,14 @@ class SelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        past = 0
+        if kv is not None:
+            past = kv.length
+            k, v = kv.update(k, v)  # (B, nh, past + T, hs)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and mask is None,
+            is_causal=self.causal and mask is None and past == 0,  # one new query after a cache sees every key
             scale=self.scale,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
@@ -213,35 +277,40 @@ class Block(nn.Module):
         self.drop_output = cfg.dropout_at == "output"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, kv: LayerKV | None = None) -> torch.Tensor:
         if self.norm == "pre":
-            x = x + self.drop(self.attn(self.ln_1(x), mask, rope))
+            x = x + self.drop(self.attn(self.ln_1(x), mask, rope, kv))
             x = x + self.drop(self.mlp(self.ln_2(x)))
         elif self.drop_output:  # the UP original: dropout after each residual sum's LayerNorm
-            x = self.drop(self.ln_1(x + self.attn(x, mask, rope)))
+            x = self.drop(self.ln_1(x + self.attn(x, mask, rope, kv)))
             x = self.drop(self.ln_2(x + self.mlp(x)))
         else:  # post (ln_* are LayerNorms) or none (ln_* are identities)
-            x = self.ln_1(x + self.drop(self.attn(x, mask, rope)))
+            x = self.ln_1(x + self.drop(self.attn(x, mask, rope, kv)))
             x = self.ln_2(x + self.drop(self.mlp(x)))
         return x
 
 
-def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool) -> torch.Tensor | None:
-    """Boolean SDPA mask (True = attend) from an HF-style key mask (B, T) (1 = token, 0 = pad).
+def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool, past: int = 0) -> torch.Tensor | None:
+    """Boolean SDPA mask (True = attend) from an HF-style key mask (B, past + T) (1 = token,
+    0 = pad), for ``seq_len`` = T new queries after ``past`` cached positions.
 
-    Returns None when there is no padding mask (the causal case then uses ``is_causal=True``).
+    Returns None when no mask is needed: no padding mask, and causal attention that SDPA's
+    ``is_causal=True`` does (no cache) or a single query after a cache (it sees every key).
     Rows left with no key at all (a left-padded query under a causal mask, or an all-padding
     sequence) attend everywhere instead, so that they stay finite; such rows are padding
     positions whose outputs are never meant to be used.
     """
+    total = past + seq_len
     if attention_mask is None:
-        return None
-    if attention_mask.dim() != 2 or attention_mask.shape[1] != seq_len:
-        raise ValueError(f"attention_mask must be (B, T={seq_len}), got {tuple(attention_mask.shape)}")
-    keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+        if not causal or past == 0 or seq_len == 1:
+            return None
+        attention_mask = torch.ones(1, total, dtype=torch.bool)
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != total:
+        raise ValueError(f"attention_mask must be (B, cached + new = {total}), got {tuple(attention_mask.shape)}")
+    keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
     if causal:
-        tril = torch.ones(seq_len, seq_len, dtype=torch.bool, device=keep.device).tril()
-        keep = keep & tril  # (B, 1, T, T)
+        tril = torch.ones(seq_len, total, dtype=torch.bool, device=keep.device).tril(diagonal=past)
+        keep = keep & tril  # (B, 1, T, past + T)
     return keep | ~keep.any(dim=-1, keepdim=True)
 
 
@@ -296,17 +365,21 @@ class Transformer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """Hidden states (B, T, C). With ``cache``, the T tokens follow the cached ones: their
+        default positions continue from the cache, ``attention_mask`` covers cached + new
+        positions, and the cache is extended in place."""
         cfg = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         B, T, _ = x.shape
+        past = 0 if cache is None else cache.length
         if positions is None:
-            if cfg.pos in ("learned", "random_subset") and T > cfg.block_size:
-                raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+            if cfg.pos in ("learned", "random_subset") and past + T > cfg.block_size:
+                raise ValueError(f"sequence length {past + T} exceeds block_size {cfg.block_size}")
             if cfg.pos != "none":
-                positions = self.positions(B, T, x.device)  # (B|1, T)
+                positions = self.positions(B, T, x.device) + past  # (B|1, T)
         elif positions.shape[-1] != T:
             raise ValueError(f"positions must be (B, T={T}), got {tuple(positions.shape)}")
         if self.wtt is not None:
@@ -323,9 +396,9 @@ class Transformer(nn.Module):
         if self.ln_e is not None:
             x = self.ln_e(x)
         x = self.drop(x)
-        mask = sdpa_mask(attention_mask, T, cfg.causal)  # None, (B, 1, 1, T) or (B, 1, T, T)
-        for block in self.h:
-            x = block(x, mask, rope)
+        mask = sdpa_mask(attention_mask, T, cfg.causal, past)  # None, (B, 1, 1, past+T) or (B, 1, T, past+T)
+        for i, block in enumerate(self.h):
+            x = block(x, mask, rope, None if cache is None else cache.layers[i])
         if self.ln_f is not None:
             x = self.ln_f(x)
         return x  # (B, T, C)

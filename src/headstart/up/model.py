@@ -94,10 +94,10 @@ class GatedBlock(nn.Module):
         self.a = nn.Parameter(torch.zeros(()))
         self.register_buffer("enabled", torch.zeros((), dtype=torch.bool))
 
-    def forward(self, x, mask=None, rope=None):
+    def forward(self, x, mask=None, rope=None, kv=None):
         if not bool(self.enabled):
             return x
-        return x + self.a * self.block(x, mask, rope)
+        return x + self.a * self.block(x, mask, rope, kv)
 
 
 class UPModel(nn.Module):
