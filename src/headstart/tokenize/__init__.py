@@ -1,0 +1,1 @@
+from headstart.tokenize.wordpiece import BatchEncoding, Encoding, WordPieceTokenizer
