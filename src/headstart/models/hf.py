@@ -1,14 +1,16 @@
 """Weight conversion between our models and Hugging Face ``transformers``.
 
-* :func:`from_hf` turns a ``GPT2LMHeadModel``, ``BertForMaskedLM`` or ``BertModel`` into our
-  :class:`~headstart.models.gpt.GPT` / :class:`~headstart.models.bert.Bert`, reading the HF config.
+* :func:`from_hf` turns a ``GPT2LMHeadModel``, ``BertForMaskedLM``, ``BertModel``,
+  ``DebertaV2ForMaskedLM`` or ``DebertaV2Model`` into our :class:`~headstart.models.gpt.GPT` /
+  :class:`~headstart.models.bert.Bert` / :class:`~headstart.models.deberta.Deberta`, reading the
+  HF config; options we do not implement are a :class:`ConversionError` that names them.
 * :func:`to_hf` turns ours back into the same HF class (config built from ours, state dict loaded
   strictly). ``to_hf(from_hf(m))`` has exactly ``m``'s state dict.
 
 Like nanoGPT's ``from_pretrained``, every HF tensor must be consumed and every shape must match;
 anything left over, missing or unsupported is an error that names it. GPT-2's ``Conv1D`` weights are
-stored (in, out) and are transposed into ``nn.Linear`` (out, in); BERT's separate query/key/value
-projections are concatenated into our fused ``c_attn`` (rows [q; k; v]).
+stored (in, out) and are transposed into ``nn.Linear`` (out, in); BERT's and DeBERTa's separate
+query/key/value projections are concatenated into our fused ``c_attn`` (rows [q; k; v]).
 
 The same tables convert gradients: :func:`hf_state_to_ours` maps any HF-named dict of tensors
 (weights or their gradients) onto our names.
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from headstart.models.bert import Bert, BertConfig
+from headstart.models.deberta import Deberta, DebertaConfig
 from headstart.models.gpt import GPT, GPTConfig
 from headstart.models.posenc import inverse_frequencies
 
@@ -103,7 +106,62 @@ def _bert_entries(cfg: BertConfig) -> tuple[list[_Entry], dict[str, str]]:
     return e, aliases
 
 
+def _deberta_entries(cfg: DebertaConfig) -> tuple[list[_Entry], dict[str, str]]:
+    """Our key <-> HF key table for DebertaV2ForMaskedLM (head 'mlm', legacy or not) or
+    DebertaV2Model (head 'none')."""
+    b = "deberta." if cfg.head == "mlm" else ""
+    e = [_Entry("transformer.wte.weight", (b + "embeddings.word_embeddings.weight",), "copy"),
+         _Entry("transformer.ln_e.weight", (b + "embeddings.LayerNorm.weight",), "copy"),
+         _Entry("transformer.ln_e.bias", (b + "embeddings.LayerNorm.bias",), "copy")]
+    if cfg.pos == "learned":
+        e.append(_Entry("transformer.wpe.weight", (b + "embeddings.position_embeddings.weight",), "copy"))
+    if cfg.type_vocab_size > 0:
+        e.append(_Entry("transformer.wtt.weight", (b + "embeddings.token_type_embeddings.weight",), "copy"))
+    if cfg.pos_att_type:
+        e.append(_Entry("transformer.rel.table.weight", (b + "encoder.rel_embeddings.weight",), "copy"))
+        if cfg.norm_rel_ebd:
+            e += [_Entry(f"transformer.rel.ln.{wb}", (b + f"encoder.LayerNorm.{wb}",), "copy")
+                  for wb in ("weight", "bias")]
+    for i in range(cfg.n_layer):
+        o, h = f"transformer.h.{i}.", f"{b}encoder.layer.{i}."
+        for wb in ("weight", "bias"):
+            e += [
+                _Entry(o + f"attn.c_attn.{wb}",
+                       tuple(h + f"attention.self.{n}_proj.{wb}" for n in ("query", "key", "value")), "cat"),
+                _Entry(o + f"attn.c_proj.{wb}", (h + f"attention.output.dense.{wb}",), "copy"),
+                _Entry(o + f"ln_1.{wb}", (h + f"attention.output.LayerNorm.{wb}",), "copy"),
+                _Entry(o + f"mlp.c_fc.{wb}", (h + f"intermediate.dense.{wb}",), "copy"),
+                _Entry(o + f"mlp.c_proj.{wb}", (h + f"output.dense.{wb}",), "copy"),
+                _Entry(o + f"ln_2.{wb}", (h + f"output.LayerNorm.{wb}",), "copy"),
+            ]
+            if not cfg.share_att_key:
+                if "c2p" in cfg.pos_att_type:
+                    e.append(_Entry(o + f"attn.pos_key.{wb}", (h + f"attention.self.pos_key_proj.{wb}",), "copy"))
+                if "p2c" in cfg.pos_att_type:
+                    e.append(_Entry(o + f"attn.pos_query.{wb}", (h + f"attention.self.pos_query_proj.{wb}",), "copy"))
+    aliases = {}
+    if cfg.head == "mlm" and cfg.legacy_head:
+        c = "cls.predictions."
+        e += [_Entry("mlm.dense.weight", (c + "transform.dense.weight",), "copy"),
+              _Entry("mlm.dense.bias", (c + "transform.dense.bias",), "copy"),
+              _Entry("mlm.ln.weight", (c + "transform.LayerNorm.weight",), "copy"),
+              _Entry("mlm.ln.bias", (c + "transform.LayerNorm.bias",), "copy"),
+              _Entry("mlm.decoder.bias", (c + "decoder.bias",), "copy")]
+        aliases[c + "bias"] = c + "decoder.bias"  # tied by HF (with tie_word_embeddings, the only layout we take)
+        aliases[c + "decoder.weight"] = b + "embeddings.word_embeddings.weight"
+    elif cfg.head == "mlm":  # lm_predictions: the decoder is the word embeddings themselves
+        c = "lm_predictions.lm_head."
+        e += [_Entry("mlm.dense.weight", (c + "dense.weight",), "copy"),
+              _Entry("mlm.dense.bias", (c + "dense.bias",), "copy"),
+              _Entry("mlm.ln.weight", (c + "LayerNorm.weight",), "copy"),
+              _Entry("mlm.ln.bias", (c + "LayerNorm.bias",), "copy"),
+              _Entry("mlm.decoder.bias", (c + "bias",), "copy")]
+    return e, aliases
+
+
 def _entries(cfg) -> tuple[list[_Entry], dict[str, str]]:
+    if isinstance(cfg, DebertaConfig):
+        return _deberta_entries(cfg)
     return _bert_entries(cfg) if isinstance(cfg, BertConfig) else _gpt2_entries(cfg)
 
 
@@ -227,6 +285,88 @@ def _bert_config_from_hf(hc, head: str, pooler: bool, tied: bool) -> BertConfig:
     )
 
 
+RELATIVE_TERMS = ("c2p", "p2c")
+
+
+def _deberta_config_from_hf(hc, head: str, tied: bool) -> DebertaConfig:
+    """Our config for a DebertaV2Config; every option we do not implement is an error naming it."""
+    C, H = hc.hidden_size, hc.num_attention_heads
+    _require(getattr(hc, "embedding_size", C) == C,
+             f"DeBERTa-v2 config embedding_size={getattr(hc, 'embedding_size', None)} != hidden_size={C} "
+             "(an embedding projection) is not supported")
+    _require(getattr(hc, "conv_kernel_size", 0) <= 0,
+             f"DeBERTa-v2 config conv_kernel_size={getattr(hc, 'conv_kernel_size', None)} (the convolution "
+             "after the first layer) is not supported")
+    _require(not getattr(hc, "talking_head", False),
+             "DeBERTa-v2 config talking_head=True is not supported (nor implemented by HF's DebertaV2)")
+    _require(C % H == 0 and getattr(hc, "attention_head_size", C // H) == C // H,
+             f"DeBERTa-v2 config attention_head_size={getattr(hc, 'attention_head_size', None)} must be "
+             f"hidden_size / num_attention_heads = {C // H if C % H == 0 else C / H}")
+    terms = tuple(hc.pos_att_type or ())
+    _require(all(t in RELATIVE_TERMS for t in terms) and len(set(terms)) == len(terms),
+             f"DeBERTa-v2 config pos_att_type={list(terms)} is not supported "
+             f"(distinct terms of {list(RELATIVE_TERMS)})")
+    norm = [x.strip() for x in str(getattr(hc, "norm_rel_ebd", "none")).lower().split("|")]
+    _require(set(norm) <= {"none", "layer_norm"},
+             f"DeBERTa-v2 config norm_rel_ebd={getattr(hc, 'norm_rel_ebd', None)!r} is not supported "
+             "('none' or 'layer_norm')")
+    if getattr(hc, "relative_attention", False):
+        _require(bool(terms), "DeBERTa-v2 config relative_attention=True with an empty pos_att_type is not supported "
+                              "(rel_embeddings would be unused)")
+    else:
+        _require(not terms, f"DeBERTa-v2 config pos_att_type={list(terms)} without relative_attention is not supported "
+                            "(the terms are off and only the attention scale changes)")
+        _require("layer_norm" not in norm, "DeBERTa-v2 config norm_rel_ebd='layer_norm' without relative_attention "
+                                           "is not supported (an unused LayerNorm)")
+    buckets = getattr(hc, "position_buckets", -1)
+    _require(buckets != 1, "DeBERTa-v2 config position_buckets=1 is not supported (-1 or at least 2)")
+    if head == "mlm" and hc.legacy:
+        _require(tied, "DeBERTa-v2 legacy MLM head with tie_word_embeddings=False is not supported (HF then keeps an "
+                       "unused cls.predictions.bias apart from cls.predictions.decoder.bias)")
+    max_rel = hc.max_relative_positions if hc.max_relative_positions >= 1 else hc.max_position_embeddings
+    return DebertaConfig(
+        vocab_size=hc.vocab_size, block_size=hc.max_position_embeddings, n_layer=hc.num_hidden_layers,
+        n_head=H, n_embd=C, d_ff=hc.intermediate_size, activation=_act_from_hf(hc.hidden_act),
+        ln_eps=hc.layer_norm_eps, type_vocab_size=hc.type_vocab_size, embd_dropout=hc.hidden_dropout_prob,
+        resid_dropout=hc.hidden_dropout_prob, attn_dropout=hc.attention_probs_dropout_prob,
+        padding_idx=hc.pad_token_id, pos="learned" if getattr(hc, "position_biased_input", True) else "none",
+        pos_att_type=terms, max_relative_positions=max_rel, position_buckets=max(buckets, 0),
+        share_att_key=bool(getattr(hc, "share_att_key", False)), norm_rel_ebd="layer_norm" in norm,
+        head=head, tie_weights=True, legacy_head=bool(hc.legacy),
+    )
+
+
+def _hf_config_from_deberta(cfg: DebertaConfig):
+    from transformers import DebertaV2Config
+
+    _require(cfg.attention == "disentangled", f"DeBERTa-v2 needs attention='disentangled' (got {cfg.attention!r})")
+    _require(cfg.norm == "post" and cfg.embed_norm and not cfg.final_norm,
+             f"DeBERTa-v2 needs norm='post', embed_norm=True, final_norm=False (got {cfg.norm!r}, {cfg.embed_norm}, "
+             f"{cfg.final_norm})")
+    _require(not cfg.causal, "DeBERTa-v2 needs causal=False")
+    _require(cfg.pos == "none" or (cfg.pos == "learned" and cfg.max_positions == cfg.block_size),
+             f"DeBERTa-v2 needs pos='none' or learned positions with max_positions == block_size (got pos={cfg.pos!r})")
+    _require(cfg.bias and cfg.qkv_bias, "DeBERTa-v2 needs bias=True and qkv_bias=True")
+    _require(cfg.attn_scale == "sqrt", f"DeBERTa-v2 supports attn_scale='sqrt' only, got {cfg.attn_scale!r}")
+    _require(cfg.dropout_at == "branch", "DeBERTa-v2 needs dropout_at='branch'")
+    _require(cfg.embd_dropout == cfg.resid_dropout,
+             "DeBERTa-v2 has one hidden_dropout_prob: embd_dropout and resid_dropout must be equal")
+    _require(cfg.head != "mlm" or cfg.tie_weights,
+             "DeBERTa-v2's MLM decoder is the word embeddings: tie_weights must be True")
+    terms = list(cfg.pos_att_type)
+    return DebertaV2Config(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer,
+        num_attention_heads=cfg.n_head, intermediate_size=cfg.mlp_dim, hidden_act=_act_to_hf(cfg.activation),
+        hidden_dropout_prob=cfg.resid_dropout, attention_probs_dropout_prob=cfg.attn_dropout,
+        max_position_embeddings=cfg.block_size, type_vocab_size=cfg.type_vocab_size, layer_norm_eps=cfg.ln_eps,
+        relative_attention=bool(terms), pos_att_type=terms or None, max_relative_positions=cfg.max_relative_positions,
+        position_buckets=cfg.position_buckets or -1, share_att_key=cfg.share_att_key,
+        norm_rel_ebd="layer_norm" if cfg.norm_rel_ebd and terms else "none",
+        position_biased_input=cfg.pos == "learned", pad_token_id=cfg.padding_idx, legacy=cfg.legacy_head,
+        tie_word_embeddings=True,
+    )
+
+
 def _hf_config_from_gpt(cfg: GPTConfig):
     from transformers import GPT2Config
 
@@ -280,8 +420,9 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def config_from_hf(hf_model: nn.Module):
-    """Our config for an HF ``GPT2LMHeadModel``, ``BertForMaskedLM`` or ``BertModel``."""
-    from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+    """Our config for an HF ``GPT2LMHeadModel``, ``BertForMaskedLM``, ``BertModel``,
+    ``DebertaV2ForMaskedLM`` or ``DebertaV2Model``."""
+    from transformers import BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel
 
     if isinstance(hf_model, GPT2LMHeadModel):
         tied = _same(hf_model.lm_head.weight, hf_model.transformer.wte.weight)
@@ -291,16 +432,26 @@ def config_from_hf(hf_model: nn.Module):
         return _bert_config_from_hf(hf_model.config, "mlm", False, tied)
     if isinstance(hf_model, BertModel):
         return _bert_config_from_hf(hf_model.config, "none", hf_model.pooler is not None, True)
-    raise ConversionError(f"unsupported model class {type(hf_model).__name__}; "
-                          "supported: GPT2LMHeadModel, BertForMaskedLM, BertModel")
+    if isinstance(hf_model, DebertaV2ForMaskedLM):
+        tied = True
+        if hf_model.legacy:
+            p = hf_model.cls.predictions
+            tied = (_same(p.decoder.weight, hf_model.deberta.embeddings.word_embeddings.weight)
+                    and _same(p.decoder.bias, p.bias))
+        return _deberta_config_from_hf(hf_model.config, "mlm", tied)
+    if isinstance(hf_model, DebertaV2Model):
+        return _deberta_config_from_hf(hf_model.config, "none", True)
+    raise ConversionError(f"unsupported model class {type(hf_model).__name__}; supported: GPT2LMHeadModel, "
+                          "BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model")
 
 
-def from_hf(hf_model: nn.Module) -> GPT | Bert:
+def from_hf(hf_model: nn.Module) -> GPT | Bert | Deberta:
     """Our model with the weights of ``hf_model`` (same dtype, device and train/eval mode)."""
     cfg = config_from_hf(hf_model)
     ref = next(hf_model.parameters())
     with torch.device("meta"):
-        model = GPT(cfg) if isinstance(cfg, GPTConfig) else Bert(cfg)
+        model = (GPT(cfg) if isinstance(cfg, GPTConfig) else Deberta(cfg) if isinstance(cfg, DebertaConfig)
+                 else Bert(cfg))
     state = hf_state_to_ours(cfg, {k: v.detach() for k, v in hf_model.state_dict().items()})
     ours_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for k, v in state.items():
@@ -315,19 +466,23 @@ def from_hf(hf_model: nn.Module) -> GPT | Bert:
     return model.train(hf_model.training)
 
 
-def to_hf(model: GPT | Bert) -> nn.Module:
+def to_hf(model: GPT | Bert | Deberta) -> nn.Module:
     """The same network as a ``transformers`` model: GPT -> GPT2LMHeadModel, Bert (head 'mlm') ->
-    BertForMaskedLM, Bert (head 'none') -> BertModel (with a pooler iff ours has one)."""
-    from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+    BertForMaskedLM, Bert (head 'none') -> BertModel (with a pooler iff ours has one), Deberta ->
+    DebertaV2ForMaskedLM (head 'mlm', its ``legacy`` from ``legacy_head``) or DebertaV2Model."""
+    from transformers import BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel
 
     cfg = model.config
     if isinstance(model, GPT):
         hf = GPT2LMHeadModel(_hf_config_from_gpt(cfg))
+    elif isinstance(model, Deberta):
+        hc = _hf_config_from_deberta(cfg)
+        hf = DebertaV2ForMaskedLM(hc) if cfg.head == "mlm" else DebertaV2Model(hc)
     elif isinstance(model, Bert):
         hc = _hf_config_from_bert(cfg)
         hf = BertForMaskedLM(hc) if cfg.head == "mlm" else BertModel(hc, add_pooling_layer=cfg.pooler)
     else:
-        raise ConversionError(f"to_hf supports GPT and Bert, got {type(model).__name__}")
+        raise ConversionError(f"to_hf supports GPT, Bert and Deberta, got {type(model).__name__}")
     ref = next(model.parameters())
     hf = hf.to(device=ref.device, dtype=ref.dtype)
     state = ours_state_to_hf(cfg, {k: v.detach() for k, v in model.state_dict().items()})

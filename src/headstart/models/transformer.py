@@ -5,7 +5,9 @@ LayerNorm) and the study variants (norm pre/post/none; learned, sinusoidal, rota
 or no positions; attention scale; activation; dropout; bias) are all configurations of
 :class:`TransformerConfig` run by :class:`Transformer`. Attention always goes through
 ``torch.nn.functional.scaled_dot_product_attention``; with no padding mask the causal case uses its
-``is_causal=True`` fast path and no mask is built at all.
+``is_causal=True`` fast path and no mask is built at all. ``attention='disentangled'`` is
+DeBERTa-v2's attention (:class:`DisentangledSelfAttention`): its relative-position terms enter SDPA
+as a float bias, from one relative-position table (:mod:`.relpos`) shared by every layer.
 
 Generation keeps a :class:`KVCache`: given one, :meth:`Transformer.forward` appends each layer's
 keys and values to it and attends over everything cached, so that a step costs one token's work.
@@ -23,6 +25,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +39,7 @@ from headstart.models.posenc import (
     apply_rotary,
     default_positions,
 )
+from headstart.models.relpos import RelativePositions
 
 NORM_KINDS = ("pre", "post", "none")
 _SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
@@ -45,6 +49,8 @@ _SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
 
 NormKind = Literal["pre", "post", "none"]
 PositionKind = Literal["learned", "sinusoidal", "rotary", "random_subset", "none"]
+AttentionKind = Literal["standard", "disentangled"]
+RelativeTerm = Literal["c2p", "p2c"]
 assert typing.get_args(NormKind) == NORM_KINDS and typing.get_args(PositionKind) == POSITION_KINDS
 
 
@@ -75,6 +81,13 @@ class TransformerConfig(Config):
     qkv_bias: bool = True               # biases of the query/key/value projection (with bias; False: the UP original)
     dropout_at: Literal["branch", "output"] = "branch"  # post-LN: ln(x + drop(f(x))) or drop(ln(x + f(x))) (UP original)
     init_std: float = knob(0.02, ge=0)
+    # disentangled attention (DeBERTa-v2): content-to-position and position-to-content terms
+    attention: AttentionKind = "standard"
+    pos_att_type: tuple[RelativeTerm, ...] = ("c2p", "p2c")  # relative terms; () = none (no relative table)
+    max_relative_positions: int | None = knob(None, ge=1)  # relative span without buckets; None = block_size
+    position_buckets: int = knob(0, ge=0)  # log buckets: table of 2x this many rows (0 = none, clip at the span)
+    share_att_key: bool = False         # position keys/queries through c_attn's k/q (else own pos_key/pos_query)
+    norm_rel_ebd: bool = False          # LayerNorm on the relative-position table
 
     def check(self) -> None:
         super().check()
@@ -94,6 +107,13 @@ class TransformerConfig(Config):
         if self.pos == "sinusoidal":
             self.expect(self.n_embd % 2 == 0, "n_embd", "an even number (sinusoidal positions)")
         self.expect(is_activation(self.activation), "activation", ACTIVATIONS)
+        if self.attention == "disentangled":
+            self.expect(self.pos in ("learned", "none"), "pos",
+                        "'learned' or 'none' with disentangled attention (it has its own relative positions)")
+            self.expect(len(set(self.pos_att_type)) == len(self.pos_att_type), "pos_att_type", "no repeated term")
+            self.expect(self.position_buckets != 1, "position_buckets", "0 (none) or at least 2")
+            if self.max_relative_positions is None:
+                self.derive("max_relative_positions", self.block_size)
 
     @property
     def head_dim(self) -> int:
@@ -104,7 +124,16 @@ class TransformerConfig(Config):
         return self.d_ff if self.d_ff is not None else 4 * self.n_embd
 
     def attention_scale(self) -> float:
+        """The factor of q·k. Disentangled attention sums 1 + len(pos_att_type) terms and scales
+        by 1/sqrt(hs (1 + len(pos_att_type))) ('sqrt'), with the root taken in float32 as DeBERTa
+        (and Hugging Face) do, even for float64 models."""
         s = self.attn_scale
+        if self.attention == "disentangled":
+            d = self.head_dim * (1 + len(self.pos_att_type))
+            if s == "sqrt":
+                return 1.0 / float(np.sqrt(np.float32(d)))
+            if s == "linear":
+                return 1.0 / d
         if s == "sqrt":
             return 1.0 / math.sqrt(self.head_dim)
         if s == "linear":
@@ -217,6 +246,11 @@ class KVCache:
         return out
 
 
+# The position side input that Transformer.forward hands every attention layer: rotary (cos, sin),
+# or for disentangled attention the relative-position (table (2 span, C), index (T, past + T)).
+PositionInput = tuple[torch.Tensor, torch.Tensor] | None
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused q/k/v projection, computed by SDPA."""
 
@@ -230,26 +264,97 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, kv: LayerKV | None = None) -> torch.Tensor:
+                pos: PositionInput = None, kv: LayerKV | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        if rope is not None:
-            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        q, k = self.rotate(q, k, pos)
         past = 0
         if kv is not None:
             past = kv.length
             k, v = kv.update(k, v)  # (B, nh, past + T, hs)
+        bias = self.score_bias(q, k, pos, mask, past)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask,
+            q, k, v, attn_mask=mask if bias is None else bias,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and mask is None and past == 0,  # one new query after a cache sees every key
+            # one new query after a cache sees every key; a bias carries its own causal mask
+            is_causal=self.causal and mask is None and past == 0 and bias is None,
             scale=self.scale,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.c_proj(y)
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor, pos: PositionInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary positions on the new queries and keys when ``pos`` is (cos, sin)."""
+        if pos is None:
+            return q, k
+        return apply_rotary(q, *pos), apply_rotary(k, *pos)
+
+    def score_bias(self, q: torch.Tensor, k: torch.Tensor, pos: PositionInput, mask: torch.Tensor | None,
+                   past: int) -> torch.Tensor | None:
+        """A float bias added to the scaled scores that replaces ``mask`` in SDPA; none here."""
+        return None
+
+
+class DisentangledSelfAttention(SelfAttention):
+    """DeBERTa-v2 attention: content-to-content q·k plus, from the shared relative-position table
+    P and the row index r(i, j) of each query/key pair,
+
+    * c2p (content-to-position): ``q_i · Pk[r(i, j)]`` with position keys ``Pk = P Wk' + bk'``;
+    * p2c (position-to-content): ``k_j · Pq[r(i, j)]`` with position queries ``Pq = P Wq' + bq'``;
+
+    all scaled by 1/sqrt(hs (1 + number of terms)). With ``share_att_key`` the position
+    projections are c_attn's own query/key rows, else ``pos_query`` / ``pos_key``. The relative
+    terms reach SDPA as a float bias that also carries the padding/causal mask. The table gets
+    dropout (``embd_dropout``) in every layer, as in DeBERTa.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__(cfg)
+        self.terms = cfg.pos_att_type
+        self.share_att_key = cfg.share_att_key
+        self.pos_drop = nn.Dropout(cfg.embd_dropout)
+        if not cfg.share_att_key:
+            if "c2p" in self.terms:
+                self.pos_key = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+            if "p2c" in self.terms:
+                self.pos_query = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor, pos: PositionInput) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k  # ``pos`` is the relative table and index, not a rotation
+
+    def position_heads(self, table: torch.Tensor, which: str) -> torch.Tensor:
+        """The table projected to position queries (``which='q'``) or keys ('k'), (nh, 2 span, hs)."""
+        C = table.shape[-1]
+        if self.share_att_key:
+            rows = slice(0, C) if which == "q" else slice(C, 2 * C)
+            b = self.c_attn.bias
+            proj = F.linear(table, self.c_attn.weight[rows], None if b is None else b[rows])
+        else:
+            proj = (self.pos_query if which == "q" else self.pos_key)(table)
+        return proj.view(-1, self.n_head, C // self.n_head).transpose(0, 1)  # (nh, 2 span, hs)
+
+    def score_bias(self, q: torch.Tensor, k: torch.Tensor, pos: PositionInput, mask: torch.Tensor | None,
+                   past: int) -> torch.Tensor | None:
+        if pos is None:  # no relative terms (pos_att_type empty): plain attention
+            return None
+        table, index = pos  # (2 span, C), (T, past + T)
+        table = self.pos_drop(table)
+        B, nh, T, _ = q.shape
+        S = k.shape[2]
+        bias = q.new_zeros(B, nh, T, S)
+        if "c2p" in self.terms:
+            c2p = q @ self.position_heads(table, "k").transpose(-1, -2)  # (B, nh, T, 2 span)
+            bias = bias + c2p.gather(-1, index.expand(B, nh, T, S))
+        if "p2c" in self.terms:
+            p2c = k @ self.position_heads(table, "q").transpose(-1, -2)  # (B, nh, S, 2 span)
+            bias = bias + p2c.gather(-1, index.mT.expand(B, nh, S, T)).mT  # (B, nh, T, S)
+        bias = bias * self.scale
+        if mask is None and self.causal and past == 0:
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+        return bias if mask is None else bias.masked_fill(~mask, float("-inf"))
 
 
 class MLP(nn.Module):
@@ -270,22 +375,22 @@ class Block(nn.Module):
         super().__init__()
         self.norm = cfg.norm
         self.ln_1 = layer_norm(cfg) if cfg.norm != "none" else nn.Identity()
-        self.attn = SelfAttention(cfg)
+        self.attn = (DisentangledSelfAttention if cfg.attention == "disentangled" else SelfAttention)(cfg)
         self.ln_2 = layer_norm(cfg) if cfg.norm != "none" else nn.Identity()
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.resid_dropout)
         self.drop_output = cfg.dropout_at == "output"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, kv: LayerKV | None = None) -> torch.Tensor:
+                pos: PositionInput = None, kv: LayerKV | None = None) -> torch.Tensor:
         if self.norm == "pre":
-            x = x + self.drop(self.attn(self.ln_1(x), mask, rope, kv))
+            x = x + self.drop(self.attn(self.ln_1(x), mask, pos, kv))
             x = x + self.drop(self.mlp(self.ln_2(x)))
         elif self.drop_output:  # the UP original: dropout after each residual sum's LayerNorm
-            x = self.drop(self.ln_1(x + self.attn(x, mask, rope, kv)))
+            x = self.drop(self.ln_1(x + self.attn(x, mask, pos, kv)))
             x = self.drop(self.ln_2(x + self.mlp(x)))
         else:  # post (ln_* are LayerNorms) or none (ln_* are identities)
-            x = self.ln_1(x + self.drop(self.attn(x, mask, rope, kv)))
+            x = self.ln_1(x + self.drop(self.attn(x, mask, pos, kv)))
             x = self.ln_2(x + self.drop(self.mlp(x)))
         return x
 
@@ -332,6 +437,10 @@ class Transformer(nn.Module):
             self.rotary = RotaryPositions(cfg.head_dim, cfg.rope_base)
         self.wtt = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size > 0 else None
         self.ln_e = layer_norm(cfg) if cfg.embed_norm else None
+        self.rel = None  # relative positions of disentangled attention, one table for every layer
+        if cfg.attention == "disentangled" and cfg.pos_att_type:
+            self.rel = RelativePositions(cfg.n_embd, cfg.max_relative_positions, cfg.position_buckets,
+                                         cfg.norm_rel_ebd, cfg.ln_eps, cfg.bias)
         self.drop = nn.Dropout(cfg.embd_dropout)
         self.h = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = layer_norm(cfg) if cfg.final_norm else None
@@ -388,17 +497,19 @@ class Transformer(nn.Module):
             x = x + self.wtt(token_type_ids)
         elif token_type_ids is not None:
             raise ValueError("token_type_ids given but the model has no token-type embeddings (type_vocab_size=0)")
-        rope = None
+        pos = None  # the position side input of every attention layer
         if cfg.pos == "rotary":
-            rope = self.rotary(positions)  # (cos, sin), each (B|1, 1, T, hs/2)
+            pos = self.rotary(positions)  # (cos, sin), each (B|1, 1, T, hs/2)
         elif cfg.pos != "none":
             x = x + self.wpe(positions).to(x.dtype)  # (B|1, T, C) broadcast over the batch
         if self.ln_e is not None:
             x = self.ln_e(x)
         x = self.drop(x)
+        if self.rel is not None:
+            pos = self.rel(past, T)  # relative (table (2 span, C), index (T, past + T)) from sequence offsets
         mask = sdpa_mask(attention_mask, T, cfg.causal, past)  # None, (B, 1, 1, past+T) or (B, 1, T, past+T)
         for i, block in enumerate(self.h):
-            x = block(x, mask, rope, None if cache is None else cache.layers[i])
+            x = block(x, mask, pos, None if cache is None else cache.layers[i])
         if self.ln_f is not None:
             x = self.ln_f(x)
         return x  # (B, T, C)

@@ -1,10 +1,12 @@
-"""Parity of our GPT-2 and BERT with Hugging Face ``transformers``: outputs, gradients, round trip.
+"""Parity of our GPT-2, BERT and DeBERTa-v2 with Hugging Face ``transformers``: outputs, gradients,
+round trip.
 
-One implementation serves the tests (tests/test_hf_parity.py, tests/test_minilm.py) and the
-workflow's ``reference_parity`` rule. A random-init HF model is built offline from a small config,
-its weights spread (:func:`perturb_`) so that details such as erf- vs tanh-GELU show, converted with
-:func:`headstart.models.hf.from_hf`, and both run in float32 eval mode on the same batch (padding
-on the right, and for BERT one left-padded row and token types). :func:`measure` reports
+One implementation serves the tests (tests/test_hf_parity.py, tests/test_deberta.py,
+tests/test_minilm.py) and the workflow's ``reference_parity`` rule. A random-init HF model is built
+offline from a small config, its weights spread (:func:`perturb_`) so that details such as erf- vs
+tanh-GELU show, converted with :func:`headstart.models.hf.from_hf`, and both run in float32 eval
+mode on the same batch (padding on the right, and for BERT and DeBERTa one left-padded row; token
+types for BERT). :func:`measure` reports
 
 * ``output``: max |ours − HF| over valid (unpadded) positions;
 * ``grad``: after backward of the same scalar loss, the worst parameter's max |Δgrad| divided by
@@ -63,6 +65,31 @@ def hf_bert(seed: int, n_layer: int, n_head: int, n_embd: int, vocab_size: int, 
                       max_position_embeddings=n_positions, type_vocab_size=2, hidden_dropout_prob=0.0,
                       attention_probs_dropout_prob=0.0, pad_token_id=0, **extra)
     cls = BertForMaskedLM if head == "mlm" else BertModel
+    return perturb_(cls(conf).eval(), seed)
+
+
+#: DeBERTa-v2 options a ``reference.parity.deberta`` entry may set (HF config names; ``head`` is
+#: 'mlm' for DebertaV2ForMaskedLM or 'none' for DebertaV2Model).
+DEBERTA_KEYS = ("head", "pos_att_type", "share_att_key", "position_buckets", "max_relative_positions",
+                "position_biased_input", "norm_rel_ebd", "legacy", "type_vocab_size")
+
+
+def hf_deberta(seed: int, n_layer: int, n_head: int, n_embd: int, vocab_size: int, n_positions: int,
+               head: str = "mlm", **extra):
+    """A random-init ``DebertaV2ForMaskedLM`` (head 'mlm') or ``DebertaV2Model`` (head 'none').
+    Defaults are DeBERTa-v3's attention (relative c2p + p2c, shared position projections, a
+    LayerNorm on the relative table, no absolute positions) without buckets; ``extra`` overrides
+    any DebertaV2Config field."""
+    from transformers import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2Model
+
+    torch.manual_seed(seed)
+    conf = {"relative_attention": True, "pos_att_type": ["c2p", "p2c"], "share_att_key": True,
+            "norm_rel_ebd": "layer_norm", "position_biased_input": False, "position_buckets": -1,
+            "max_relative_positions": -1, "intermediate_size": 4 * n_embd, **extra}
+    conf = DebertaV2Config(num_hidden_layers=n_layer, num_attention_heads=n_head, hidden_size=n_embd,
+                           vocab_size=vocab_size, max_position_embeddings=n_positions, hidden_dropout_prob=0.0,
+                           attention_probs_dropout_prob=0.0, pad_token_id=0, **conf)
+    cls = DebertaV2ForMaskedLM if head == "mlm" else DebertaV2Model
     return perturb_(cls(conf).eval(), seed)
 
 
@@ -174,24 +201,32 @@ def measure(hf, ids, mask, tt, targets) -> dict:
 
 
 def _label(cfg: dict) -> str:
+    options = "".join(f" {k}={cfg[k]}" for k in DEBERTA_KEYS if k in cfg)
     return (f"L{cfg['n_layer']} H{cfg['n_head']} d{cfg['n_embd']} V{cfg['vocab_size']} "
-            f"T{cfg['seq_len']} B{cfg['batch']}")
+            f"T{cfg['seq_len']} B{cfg['batch']}{options}")
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def parity_rows(kind: str, cfgs: list[dict], seed: int) -> list[dict]:
-    """Measure every config of one model kind ('gpt2' or 'bert'); a config's optional ``dtype``
-    ('float32' default, or 'float64') is the precision both models run in."""
+    """Measure every config of one model kind ('gpt2', 'bert' or 'deberta'); a config's optional
+    ``dtype`` ('float32' default, or 'float64') is the precision both models run in, and a
+    DeBERTa config may set the :data:`DEBERTA_KEYS`."""
+    if kind not in ("gpt2", "bert", "deberta"):
+        raise ValueError(f"unknown model kind {kind!r}; expected 'gpt2', 'bert' or 'deberta'")
     rows = []
     for i, cfg in enumerate(cfgs):
         arch = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions")}
         dtype = cfg.get("dtype", "float32")
-        hf = hf_gpt2(seed + i, **arch) if kind == "gpt2" else hf_bert(seed + i, **arch)
+        if kind == "deberta":
+            hf = hf_deberta(seed + i, **arch, **{k: cfg[k] for k in DEBERTA_KEYS if k in cfg})
+        else:
+            hf = hf_gpt2(seed + i, **arch) if kind == "gpt2" else hf_bert(seed + i, **arch)
         hf = hf.to(DTYPES[dtype])
         batch = make_batch(seed + i, cfg["vocab_size"], cfg["batch"], cfg["seq_len"],
-                           left_pad_row=1 if kind == "bert" and cfg["batch"] > 1 else None, types=kind == "bert")
+                           left_pad_row=1 if kind != "gpt2" and cfg["batch"] > 1 else None,
+                           types=kind == "bert" or cfg.get("type_vocab_size", 0) >= 2)
         res = measure(hf, *batch)
         for check in ("output", "grad", "input_grad", "roundtrip"):
             rows.append({"model": kind, "config": _label(cfg), "dtype": dtype, "check": check, "value": res[check],
@@ -248,8 +283,10 @@ BAR_KEYS = ("logits_atol", "grad_rtol", "fp64_atol", "fp64_grad_rtol", "minilm_a
 
 def measure_models(cfg: dict, seed: int) -> pd.DataFrame:
     """Every parity check of the models in config section ``reference.parity`` (``gpt2``,
-    ``bert``, ``minilm``) as a tidy table of measured values; no bars (see :func:`judge`)."""
+    ``bert``, optional ``deberta``, ``minilm``) as a tidy table of measured values; no bars (see
+    :func:`judge`)."""
     rows = parity_rows("gpt2", cfg["gpt2"], seed) + parity_rows("bert", cfg["bert"], seed)
+    rows += parity_rows("deberta", cfg.get("deberta") or [], seed)
     if cfg.get("minilm", True):
         rows += minilm_rows()
     return pd.DataFrame(rows)
