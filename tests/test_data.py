@@ -273,7 +273,7 @@ def test_labelled_sentences_are_learnable():
 
 
 def test_registry_is_the_one_list_of_data_sets():
-    assert list(DATASETS) == ["enwik8", "text8", "lettercounting", "tinystories", "sst2"]
+    assert list(DATASETS) == ["enwik8", "text8", "lettercounting", "tinystories", "sst2", "gpt2"]
     assert dataset_files("enwik8") == ["train.u8", "val.u8", "test.u8"]
     assert dataset_files("sst2") == ["train.tsv", "dev.tsv"]
     with pytest.raises(KeyError, match="unknown data set 'imagenet'"):
@@ -281,7 +281,7 @@ def test_registry_is_the_one_list_of_data_sets():
     # every table keyed by data set covers exactly the registry
     for table in (SOURCES, hp._PREPARERS, syn.DEFAULT_SIZES):
         assert set(table) == set(DATASETS)
-    with pytest.raises(RuntimeError, match=r"missing: \['sst2'\], not registered: \['imagenet'\]"):
+    with pytest.raises(RuntimeError, match=r"missing: \['gpt2'\], not registered: \['imagenet'\]"):
         registry.check_keys([*list(DATASETS)[:-1], "imagenet"], "a table")
     # the package re-exports the registry, not a copy
     assert hd.DATASETS is DATASETS and hd.SOURCES is SOURCES
@@ -322,6 +322,12 @@ def _check_prepared_format(name: str, out: Path) -> None:
         (out / "validation.txt").read_text(encoding="utf-8")
     elif name == "sst2":
         assert hp.check_sst2_tsv(out / "train.tsv") > hp.check_sst2_tsv(out / "dev.tsv")
+    elif name == "gpt2":
+        import tiktoken.load
+
+        n = hp.check_tiktoken_file(out / "gpt2.tiktoken")
+        ranks = tiktoken.load.load_tiktoken_bpe(str(out / "gpt2.tiktoken"))  # the reference reader agrees
+        assert len(ranks) == n and sorted(ranks.values()) == list(range(n))
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -350,6 +356,32 @@ def test_prepare_from_shared_data(shared_data, tmp_path, name):
         assert prov["prefix"] and "boundaries are lost" in " ".join(prov["notes"])
     elif name == "text8":
         assert prov["files"]["text8.txt"]["bytes"] == 12_549_840 and prov["prefix"]
+    elif name == "gpt2":
+        assert prov["canonical"] and prov["ranks"] == 50_256
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda lines: lines[:1] + lines[2:], "rank 2 of a bad token where rank 1"),        # a rank missing
+    (lambda lines: lines + [lines[0].split()[0] + b" 3"], "duplicate"),                # a token twice
+    (lambda lines: lines + [b"not*base64 3"], "expected 'base64"),                     # not base64
+    (lambda lines: lines[1:2], "rank 1 of a bad token where rank 0"),                  # not from 0
+])
+def test_check_tiktoken_file_rejects_corrupt_ranks(tmp_path, corrupt, message):
+    import base64
+
+    lines = [base64.b64encode(bytes([b])) + f" {b}".encode() for b in range(256)]
+    good = tmp_path / "good.tiktoken"
+    good.write_bytes(b"\n".join(lines) + b"\n")
+    assert hp.check_tiktoken_file(good) == 256
+    bad = tmp_path / "bad.tiktoken"
+    bad.write_bytes(b"\n".join(corrupt(lines)) + b"\n")
+    with pytest.raises(DataIntegrityError, match=message) as exc:
+        hp.check_tiktoken_file(bad)
+    assert "bad.tiktoken" in str(exc.value)
+    short = tmp_path / "short.tiktoken"
+    short.write_bytes(b"\n".join(lines[:255]) + b"\n")
+    with pytest.raises(DataIntegrityError, match="1 single bytes have no rank"):
+        hp.check_tiktoken_file(short)
 
 
 def test_prepare_lettercounting_falls_back_to_text8(shared_data, tmp_path):

@@ -25,6 +25,10 @@ tinystories     train.txt, validation.txt                    UTF-8 text, TinySto
                                                              such lines: copied verbatim, noted)
 sst2            train.tsv, dev.tsv                           UTF-8, header ``sentence\\tlabel``, one row
                                                              per line, no quoting, label 0/1
+gpt2            gpt2.tiktoken                                GPT-2 BPE ranks, tiktoken format: lines
+                                                             ``base64(token bytes) rank``, ranks 0..n-1
+                                                             (synthetic: ranks trained by our BPE
+                                                             trainer on generated stories)
 ==============  ===========================================  ==========================================
 
 Where the data come from (``synthetic=False``): `headstart.data.fetch.fetch` looks in
@@ -67,7 +71,7 @@ from .fetch import (
 )
 from .registry import DATASETS, PROVENANCE, check_keys
 
-__all__ = ["prepare", "check_sst2_tsv", "ENWIK8_FRACTIONS"]
+__all__ = ["prepare", "check_sst2_tsv", "check_tiktoken_file", "ENWIK8_FRACTIONS"]
 
 ENWIK8_FRACTIONS = (0.9, 0.05, 0.05)
 
@@ -286,12 +290,46 @@ def _prep_sst2(staging, data_dir, dest, download, seed, timeout):
     return prov
 
 
+def check_tiktoken_file(path: str | os.PathLike) -> int:
+    """Validate a tiktoken ranks file (lines ``base64(token bytes) rank``, ranks 0..n-1 in order,
+    the 256 single bytes among them, no duplicate token); return the number of ranks."""
+    import base64
+    import binascii
+
+    seen: set[bytes] = set()
+    with open(path, "rb") as f:
+        for i, line in enumerate(f):
+            parts = line.split()
+            try:
+                token, rank = base64.b64decode(parts[0], validate=True), int(parts[1])
+            except (IndexError, ValueError, binascii.Error):
+                raise DataIntegrityError(f"{path}:{i + 1}: expected 'base64(token) rank', got {line[:60]!r}") from None
+            if len(parts) != 2 or rank != i or not token or token in seen:
+                raise DataIntegrityError(f"{path}:{i + 1}: rank {rank} of a {'duplicate' if token in seen else 'bad'} "
+                                         f"token where rank {i} was expected")
+            seen.add(token)
+    missing = [b for b in range(256) if bytes([b]) not in seen]
+    if missing:
+        raise DataIntegrityError(f"{path}: {len(missing)} single bytes have no rank (first: {missing[0]})")
+    return len(seen)
+
+
+def _prep_gpt2(staging, data_dir, dest, download, seed, timeout):
+    raw = fetch("gpt2", dest, data_dir, download, timeout=timeout)
+    path = raw["files"]["ranks"]["path"]
+    prov = _base(raw)
+    prov["ranks"] = check_tiktoken_file(path)
+    _copy(path, staging / "gpt2.tiktoken")
+    return prov
+
+
 _PREPARERS = {
     "enwik8": _prep_enwik8,
     "text8": _prep_text8,
     "lettercounting": _prep_lettercounting,
     "tinystories": _prep_tinystories,
     "sst2": _prep_sst2,
+    "gpt2": _prep_gpt2,
 }
 # every registered data set has a preparer, and nothing else does
 check_keys(_PREPARERS, "headstart.data.prepare._PREPARERS")

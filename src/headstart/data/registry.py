@@ -13,7 +13,8 @@ development prefixes with their own sha256.
 
 Digests: text8 is checked by git blob id (``git hash-object``) of the uncompressed file and of
 the zip; enwik8 by the MD5 of the zip (its uncompressed file is checked by size only); the
-letter-counting course files and known prefixes by sha256 (from ``../shared/data/README.md``).
+letter-counting course files, the GPT-2 BPE ranks and known prefixes by sha256 (from
+``../shared/data/README.md``).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "lettercounting": ("train.txt", "dev.txt"),
     "tinystories": ("train.txt", "validation.txt"),
     "sst2": ("train.tsv", "dev.tsv"),
+    "gpt2": ("gpt2.tiktoken",),  # GPT-2 byte-level BPE ranks (tiktoken format)
 }
 
 #: The provenance record every prepared data set gets, written after its files.
@@ -260,6 +262,22 @@ SOURCES: dict[str, Source] = {
                 sha256="54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
                 archive="SST-2.zip",
                 member="SST-2/dev.tsv",
+            ),
+        ),
+    ),
+    "gpt2": Source(
+        name="gpt2",
+        description="GPT-2 byte-level BPE ranks (tiktoken's r50k_base): 50,256 lines 'base64(token bytes) rank'; "
+                    "with <|endoftext|> = 50256 the 50,257-token GPT-2 vocabulary",
+        licence="MIT (OpenAI; also shipped in the openai-whisper source distribution)",
+        files=(
+            FileSpec(
+                role="ranks",
+                filename="gpt2.tiktoken",
+                url="https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken",
+                size=835_554,
+                sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+                aliases=("r50k_base.tiktoken",),
             ),
         ),
     ),

@@ -12,6 +12,8 @@ machine. The content is simple but learnable:
 - `stories`: templated children's stories (TinyStories stand-in).
 - `labelled_sentences`: SST-2-like (sentence, label) pairs; the label is the polarity of the
   sentiment words, flipped by an occasional negation.
+- `bpe_ranks`: a byte-level BPE ranks file in GPT-2's tiktoken format, trained by our BPE trainer
+  (`headstart.tokenize.bpe`) on generated stories, the stand-in for GPT-2's 50,256 ranks.
 
 `write(name, out_dir, seed, size=None)` writes these in exactly the on-disk format of
 `headstart.data.prepare` for the real data set and returns the generator provenance.
@@ -37,6 +39,7 @@ __all__ = [
     "lettercount_lines",
     "stories",
     "labelled_sentences",
+    "bpe_ranks",
     "write",
 ]
 
@@ -275,9 +278,18 @@ DEFAULT_SIZES = {
     "lettercounting": 10_000,  # train lines; dev = size // 10
     "tinystories": 2_000,  # train stories; validation = size // 10
     "sst2": 4_000,  # train rows; dev = size // 10
+    "gpt2": 1_024,  # BPE ranks (256 bytes + merges)
 }
 # every registered data set has a synthetic stand-in, and nothing else does
 check_keys(DEFAULT_SIZES, "headstart.data.synthetic.DEFAULT_SIZES")
+
+
+def bpe_ranks(n_ranks: int, seed: int = 0):
+    """A byte-level BPE tokenizer with ``n_ranks`` ranks trained on 400 generated stories (GPT-2's
+    pre-tokenizer pattern; ``<|endoftext|>`` kept out of the merges)."""
+    from headstart.tokenize.bpe import train_bpe
+
+    return train_bpe(stories(400, seed), vocab_size=n_ranks)
 
 
 def write(name: str, out_dir: str | os.PathLike, seed: int = 0, size: int | None = None) -> dict:
@@ -315,6 +327,10 @@ def write(name: str, out_dir: str | os.PathLike, seed: int = 0, size: int | None
         allst = _story_list(size + small, seed)
         write_stories(out_dir / train, allst[:size])
         write_stories(out_dir / dev, allst[size:])
+    elif name == "gpt2":
+        fn = "bpe_ranks"
+        (ranks,) = files
+        bpe_ranks(size, seed).save_tiktoken(out_dir / ranks)
     else:  # sst2
         fn = "labelled_sentences"
         train, dev = files

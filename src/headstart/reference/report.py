@@ -18,6 +18,7 @@ CHECK_WORDS = {
     "ranking": "cos(food, bread) − cos(food, horse)",
 }
 MODEL_WORDS = {"gpt2": "GPT-2 (GPT2LMHeadModel)", "bert": "BERT (BertForMaskedLM)",
+               "deberta": "DeBERTa-v2 (DebertaV2ForMaskedLM / DebertaV2Model)",
                "minilm": "BERT encoder, real all-MiniLM-L6-v2 weights (BertModel)"}
 
 
