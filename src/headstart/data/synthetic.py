@@ -287,7 +287,7 @@ check_keys(DEFAULT_SIZES, "headstart.data.synthetic.DEFAULT_SIZES")
 def bpe_ranks(n_ranks: int, seed: int = 0):
     """A byte-level BPE tokenizer with ``n_ranks`` ranks trained on 400 generated stories (GPT-2's
     pre-tokenizer pattern; ``<|endoftext|>`` kept out of the merges)."""
-    from headstart.tokenize.bpe import train_bpe
+    from headstart.tokenize.bpe_train import train_bpe
 
     return train_bpe(stories(400, seed), vocab_size=n_ranks)
 
