@@ -130,9 +130,15 @@ def reference_parity_models():
     return without(config["reference"]["parity"], *PARITY_BARS)
 
 
-def reference_parity_bars():
-    """The bars of the parity claims (read by the report only)."""
-    return {k: config["reference"]["parity"][k] for k in PARITY_BARS}
+def reference_sampling_settings():
+    """What the sampler checks read: config reference.sampling minus the bars (read by the report)."""
+    return without(config["reference"]["sampling"], "bars")
+
+
+def reference_report_bars():
+    """The bars the reference report holds the parity and sampler checks to."""
+    return {"parity": {k: config["reference"]["parity"][k] for k in PARITY_BARS},
+            "sampling": config["reference"]["sampling"]["bars"]}
 
 
 def reference_dropin_settings():

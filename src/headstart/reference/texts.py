@@ -105,13 +105,18 @@ def random_unicode_strings(n: int, seed: int = 0, max_len: int = 40) -> list[str
 def comparison_texts(sst2: str | os.PathLike | None, lines: str | os.PathLike | None, n_real: int,
                      seed: int = 0, n_random: int = 0) -> list[str]:
     """The comparison corpus: up to ``n_real`` real texts (SST-2 sentences and text lines, half
-    each where both are given, drawn without replacement by ``seed``), then every edge case, then
-    ``n_random`` random Unicode strings."""
+    each where both are given, the other source making up for a short one; drawn without
+    replacement by ``seed``), then every edge case, then ``n_random`` random Unicode strings."""
     pools = [p for p in (sst2_sentences(sst2) if sst2 else None, text_lines(lines) if lines else None)
              if p is not None]
     rng = random.Random(seed)
-    real: list[str] = []
-    for i, pool in enumerate(pools):
-        want = n_real // len(pools) + (1 if i < n_real % len(pools) else 0)
-        real += rng.sample(pool, min(want, len(pool)))
+    picked = [rng.sample(pool, len(pool)) for pool in pools]  # each pool shuffled
+    take = [0] * len(pools)
+    for i in range(n_real):  # alternate between the sources while they last
+        order = [(i + k) % len(pools) for k in range(len(pools))]
+        j = next((j for j in order if take[j] < len(picked[j])), None)
+        if j is None:
+            break
+        take[j] += 1
+    real = [t for pool, k in zip(picked, take) for t in pool[:k]]
     return real + list(EDGE_CASES) + random_unicode_strings(n_random, seed)

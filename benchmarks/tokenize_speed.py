@@ -19,19 +19,18 @@ over ``--repeats`` rounds. Rows:
 
     ratio ours/rust MB/s: wordpiece 0.50x, byte-bpe 2.00x, byte-bpe/tiktoken 0.40x
 
-    python benchmarks/tokenize.py                # about a minute on one CPU core
-    python benchmarks/tokenize.py --mbytes 0.2 --repeats 2
+    python benchmarks/tokenize_speed.py                # about a minute on one CPU core
+    python benchmarks/tokenize_speed.py --mbytes 0.2 --repeats 2
+
+(Not ``benchmarks/tokenize.py``: a file of that name in this folder would shadow the stdlib module
+``tokenize``, which torch imports, for every script here.)
 """
 from __future__ import annotations
 
 import os
 import sys
 
-# This file is named like the stdlib module ``tokenize`` (which torch and transformers import):
-# take its own folder off the import path before importing anything else.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.path.insert(0, os.path.join(_HERE, "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
