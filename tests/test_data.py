@@ -326,7 +326,8 @@ def _check_prepared_format(name: str, out: Path) -> None:
         import tiktoken.load
 
         n = hp.check_tiktoken_file(out / "gpt2.tiktoken")
-        ranks = tiktoken.load.load_tiktoken_bpe(str(out / "gpt2.tiktoken"))  # the reference reader agrees
+        path = str(out / "gpt2.tiktoken")  # the reference reader agrees (hash: never a stale cache entry)
+        ranks = tiktoken.load.load_tiktoken_bpe(path, expected_hash=sha256_file(path))
         assert len(ranks) == n and sorted(ranks.values()) == list(range(n))
 
 

@@ -79,3 +79,19 @@ def test_sampling_claims_hold_counts_to_zero_and_distances_to_their_bars():
                         ("max |Δ score|", "not supported"), ("max |Δp|", "supported")]  # speed: no claim
     md = report.sampling_table(judged)
     assert "KV cache speed" in md and "| ratio | 3 |" in md
+
+
+def test_tiktoken_reference_never_reads_a_stale_cache(tmp_path, monkeypatch):
+    """tiktoken caches loaded files by path string; a new file at the same path must be read anew."""
+    from headstart.tokenize.bpe import GPT2_PATTERN
+    from headstart.tokenize.bpe_train import train_bpe
+    from headstart.tokenize.speed import tiktoken_encoding
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    text = synthetic.stories(200, seed=0)
+    for vocab in (300, 400):
+        tok = train_bpe(text, vocab)
+        tok.save_tiktoken("ranks.tiktoken")  # same relative path, different ranks
+        tt = tiktoken_encoding("ranks.tiktoken", tok.special_tokens, GPT2_PATTERN)
+        assert tt.n_vocab == vocab and tt.encode_ordinary(text[:500]) == tok.encode_ordinary(text[:500])

@@ -85,15 +85,8 @@ def gpt2_tokenizer():
     path = None if data is None else data / "gpt2" / "gpt2.tiktoken"
     if path is None or not path.exists():
         pytest.skip("GPT-2 BPE ranks gpt2/gpt2.tiktoken not found in the shared data folder")
-    try:
-        from headstart.tokenize.bpe import ByteBPETokenizer
-    except ImportError:
-        import tiktoken
-        from tiktoken.load import load_tiktoken_bpe
+    from headstart.tokenize.bpe import ByteBPETokenizer
 
-        pattern = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-        return tiktoken.Encoding("gpt2", pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(str(path)),
-                                 special_tokens={"<|endoftext|>": 50256})
     return ByteBPETokenizer.from_tiktoken_file(path)
 
 

@@ -80,12 +80,21 @@ def measure_throughput(encoders: Sequence[Encoder] | Mapping[str, Callable[[str]
 def tiktoken_encoding(ranks_path: str | os.PathLike, special_tokens: Mapping[str, int], pattern: str,
                       name: str = "bpe"):
     """A ``tiktoken.Encoding`` read by tiktoken's own loader from a local ``.tiktoken`` file
-    (nothing is downloaded)."""
+    (nothing is downloaded).
+
+    tiktoken caches every file it loads under ``$TMPDIR/data-gym-cache``, keyed by the *path
+    string* alone, and serves later loads of the same path from that cache: a different file at a
+    path loaded before (another run's ranks at ``data/gpt2/gpt2.tiktoken``) would silently give
+    the old ranks. Passing the file's sha256 as ``expected_hash`` makes tiktoken drop a stale
+    cache entry and read the file."""
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
-    return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(os.fspath(ranks_path)),
-                             special_tokens=dict(special_tokens))
+    from headstart.data.fetch import sha256_file
+
+    path = os.fspath(ranks_path)
+    ranks = load_tiktoken_bpe(path, expected_hash=sha256_file(path))
+    return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=dict(special_tokens))
 
 
 def hf_python_byte_bpe(tok: ByteBPETokenizer, directory: str | os.PathLike):
