@@ -219,8 +219,8 @@ class KVCache:
 
     Pass the same cache to successive forward calls with the new tokens only; the attention mask,
     when given, covers the cached and the new positions, (B, T_cached + T). ``reorder`` selects
-    batch rows (beam search), ``copy`` shares the tensors so that two continuations of one
-    context can each extend it.
+    batch rows (beam search); ``expand`` repeats each row, so that several continuations of one
+    context (scored as one batch) each extend their own copy.
     """
 
     def __init__(self, n_layer: int):
@@ -238,7 +238,7 @@ class KVCache:
 
     def expand(self, repeats: int) -> KVCache:
         """A new cache with each batch row repeated ``repeats`` times (row-major, like
-        ``repeat_interleave``); the tensors are views until either cache is extended."""
+        ``repeat_interleave``, which copies them)."""
         out = KVCache(len(self.layers))
         for src, dst in zip(self.layers, out.layers):
             if src.k is not None:
@@ -395,7 +395,8 @@ class Block(nn.Module):
         return x
 
 
-def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool, past: int = 0) -> torch.Tensor | None:
+def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool, past: int = 0,
+              device: torch.device | str | None = None) -> torch.Tensor | None:
     """Boolean SDPA mask (True = attend) from an HF-style key mask (B, past + T) (1 = token,
     0 = pad), for ``seq_len`` = T new queries after ``past`` cached positions.
 
@@ -409,7 +410,7 @@ def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool, p
     if attention_mask is None:
         if not causal or past == 0 or seq_len == 1:
             return None
-        attention_mask = torch.ones(1, total, dtype=torch.bool)
+        attention_mask = torch.ones(1, total, dtype=torch.bool, device=device)
     if attention_mask.dim() != 2 or attention_mask.shape[1] != total:
         raise ValueError(f"attention_mask must be (B, cached + new = {total}), got {tuple(attention_mask.shape)}")
     keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
@@ -507,7 +508,7 @@ class Transformer(nn.Module):
         x = self.drop(x)
         if self.rel is not None:
             pos = self.rel(past, T)  # relative (table (2 span, C), index (T, past + T)) from sequence offsets
-        mask = sdpa_mask(attention_mask, T, cfg.causal, past)  # None, (B, 1, 1, past+T) or (B, 1, T, past+T)
+        mask = sdpa_mask(attention_mask, T, cfg.causal, past, x.device)  # None, (B, 1, 1, past+T) or (B, 1, T, past+T)
         for i, block in enumerate(self.h):
             x = block(x, mask, pos, None if cache is None else cache.layers[i])
         if self.ln_f is not None:
