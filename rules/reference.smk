@@ -116,6 +116,7 @@ rule reference_report:
             caption="../report/reference_parity.rst",
             category="reference",
         ),
+        parity_csv="results/paper/reference_parity.csv",
         dropin_table="results/paper/reference_dropin.md",
         tokenizers_table=report(
             "results/paper/reference_tokenizers.md",

@@ -121,7 +121,7 @@ def bpe_rows(ranks_path: str, kinds: dict[str, list[str]], byte_strings: list[by
                          lambda t: py.encode(t, add_special_tokens=False), got))
     rows.append(_row(name, "tiktoken (_encode_bytes)", "arbitrary byte strings", byte_strings, ours.encode_bytes,
                      tt._encode_bytes))  # tiktoken's bytes entry point (private API, no public one)
-    rows.append(_row(name, "decode_bytes(encode_bytes(x)) == x", "arbitrary byte strings", byte_strings,
+    rows.append(_row(name, "the input bytes (decode_bytes(encode_bytes(x)) == x)", "arbitrary byte strings", byte_strings,
                      lambda b: ours.decode_bytes(ours.encode_bytes(b)), lambda b: b))
     if gpt2:
         known = list(GPT2_KNOWN)

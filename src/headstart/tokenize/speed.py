@@ -171,7 +171,9 @@ def bert_encoders(vocab_file: str | os.PathLike, lowercase: bool = True) -> tupl
         from headstart.tokenize.wordpiece import WordPieceTokenizer
 
         ours = WordPieceTokenizer.from_vocab_file(vocab_file, lowercase=lowercase)
-        encs.append(Encoder("ours WordPiece", fam, "ours (Python)", lambda t: ours.encode(t, add_special_tokens=False)))
+        enc = lambda t: ours.encode(t, add_special_tokens=False)  # noqa: E731
+        encs += [Encoder("ours WordPiece (warm cache)", fam, "ours (Python)", enc),
+                 Encoder("ours WordPiece (cache cleared per round)", fam, "ours (Python)", enc, reset=ours.clear_cache)]
     except (ImportError, AttributeError, TypeError) as e:
         notes.append(f"ours WordPiece left out: {type(e).__name__}: {e}")
     try:

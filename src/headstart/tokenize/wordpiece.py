@@ -197,6 +197,10 @@ class WordPieceTokenizer:
                 words += part.translate(self._clean).split()
         return words
 
+    def clear_cache(self) -> None:
+        """Forget the cached words (for timing a cold start)."""
+        self._cache.clear()
+
     def _word(self, word: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """(pieces, ids) of one cleaned word, cached."""
         hit = self._cache.get(word)
