@@ -3,8 +3,9 @@
 Small random-init ``DebertaV2ForMaskedLM`` / ``DebertaV2Model`` (weights spread as for GPT-2 and
 BERT) over the options that change the math: shared or separate position projections, c2p and/or
 p2c, log buckets or clipping, absolute positions on or off, LayerNorm on the relative table,
-legacy or new MLM head layout, token types, no relative attention at all. Padded batches (right
-padding and one left-padded row). In float32: outputs within 1e-5, every parameter's gradient and
+legacy or new MLM head layout, token types, no relative attention at all, and the enhanced mask
+decoder (HF's ``z_steps`` set by hand, our ``emd_steps``). Padded batches (right padding and one
+left-padded row). In float32: outputs within 1e-5, every parameter's gradient and
 the input-embedding gradient within 1e-5 relative (``parity.measure``), and ``to_hf(from_hf(m))``
 exactly ``m``; in float64 the same within 1e-10.
 """
@@ -22,7 +23,7 @@ from headstart.models.deberta import Deberta, DebertaConfig  # noqa: E402
 from headstart.models.gpt import GPT, GPTConfig  # noqa: E402
 from headstart.models.hf import ConversionError, from_hf, to_hf  # noqa: E402
 from headstart.models.relpos import log_bucket, relative_index  # noqa: E402
-from headstart.models.transformer import DisentangledSelfAttention  # noqa: E402
+from headstart.models.transformer import DisentangledSelfAttention, KVCache  # noqa: E402
 from headstart.reference import parity  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # conftest: tiny models, one thread
@@ -92,6 +93,100 @@ def test_deberta_parity_float64(name):
     ids, mask, tt, targets = parity.make_batch(seq_len, vocab, batch, seq_len, left_pad_row=1)
     ours = check(hf, ids, mask, tt, targets, atol=FP64_ATOL, rtol=FP64_GRAD_RTOL)
     assert next(ours.parameters()).dtype == torch.float64
+
+
+EMD_CASES = {
+    # name: (head, z_steps, n_layer, extra DebertaV2Config)
+    "mlm-z2": ("mlm", 2, 2, {}),
+    "mlm-z3-separate-buckets-abspos": ("mlm", 3, 2, {"share_att_key": False, "position_buckets": 8,
+                                                     "max_relative_positions": 40, "position_biased_input": True}),
+    "mlm-z2-newhead-one-layer": ("mlm", 2, 1, {"legacy": False, "pos_att_type": ["c2p"]}),
+    "bare-z2": ("none", 2, 2, {"position_buckets": 6}),
+    "bare-z3": ("none", 3, 3, {"norm_rel_ebd": "none"}),
+}
+
+
+@pytest.mark.parametrize("name", list(EMD_CASES))
+def test_enhanced_mask_decoder_parity(name):
+    """emd_steps against HF's z_steps branch (run by parity.hf_forward on HF's own layers): outputs,
+    every gradient, and the round trip, which keeps z_steps."""
+    head, z, n_layer, extra = EMD_CASES[name]
+    hf = parity.hf_deberta(len(name), n_layer, 3, 24, 53, 64, head=head, z_steps=z, **extra)
+    ids, mask, tt, targets = parity.make_batch(7, 53, 3, 17, left_pad_row=1)
+    ours = check(hf, ids, mask, tt, targets)
+    assert ours.config.emd_steps == z
+    back = to_hf(ours)
+    assert getattr(back, "deberta", back).z_steps == z
+    assert from_hf(back).config == ours.config
+
+
+def test_enhanced_mask_decoder_parity_float64():
+    hf = parity.hf_deberta(3, 2, 3, 24, 53, 32, z_steps=3, position_buckets=8).double()
+    ids, mask, tt, targets = parity.make_batch(3, 53, 3, 13, left_pad_row=1)
+    ours = check(hf, ids, mask, tt, targets, atol=FP64_ATOL, rtol=FP64_GRAD_RTOL)
+    assert ours.config.emd_steps == 3 and next(ours.parameters()).dtype == torch.float64
+
+
+def test_enhanced_mask_decoder_changes_the_output():
+    """Each EMD step moves HF's and our logits far beyond the tolerance (so its parity is no
+    accident), and z_steps = 1 is off, as in HF."""
+    ids, mask, _, _ = parity.make_batch(5, 53, 3, 15, left_pad_row=1)
+    valid = mask.bool()
+    hf_out, ours_out = {}, {}
+    for z in (0, 1, 2, 3):
+        hf = parity.hf_deberta(5, 2, 3, 24, 53, 32, z_steps=z)
+        with torch.no_grad():
+            hf_out[z] = parity.hf_forward(hf, ids, mask, None)[valid]
+            ours_out[z] = from_hf(hf).eval()(ids, attention_mask=mask)[valid]
+    for out in (hf_out, ours_out):
+        assert torch.equal(out[0], out[1])
+        assert (out[2] - out[0]).abs().max().item() > 100 * OUT_ATOL
+        assert (out[3] - out[2]).abs().max().item() > 100 * OUT_ATOL
+    assert all((ours_out[z] - hf_out[z]).abs().max().item() <= OUT_ATOL for z in hf_out)
+
+
+def test_hf_own_z_steps_branch():
+    """Where HF's own z_steps > 1 branch runs, ours matches it directly; in transformers 5.24 it
+    fails (see parity.z_steps_branch), which this reports as a skip."""
+    hf = parity.hf_deberta(2, 2, 3, 24, 53, 32, z_steps=2)
+    ids, mask, _, _ = parity.make_batch(2, 53, 2, 11)
+    with torch.no_grad():
+        try:
+            ref = hf(input_ids=ids, attention_mask=mask).logits
+        except (AttributeError, TypeError) as err:
+            pytest.skip(f"transformers {transformers.__version__}: DebertaV2Model's z_steps > 1 branch fails "
+                        f"({type(err).__name__}: {err}); parity runs it through parity.z_steps_branch")
+        out = from_hf(hf).eval()(ids, attention_mask=mask)
+    assert (out - ref)[mask.bool()].abs().max().item() <= OUT_ATOL
+
+
+@pytest.mark.parametrize("norm, dropout_at", [("pre", "branch"), ("post", "branch"), ("post", "output"),
+                                              ("none", "branch")])
+def test_block_with_its_own_input_as_query_is_the_block(norm, dropout_at):
+    """The separate-query path of the core (Block, SelfAttention) reduces to the plain one when the
+    queries are the keys' own input, for every norm placement and for both attention kinds."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 24)
+    for attention in ("standard", "disentangled"):
+        model = GPT(GPTConfig(vocab_size=31, block_size=16, n_layer=1, n_head=3, n_embd=24, pos="none",
+                              norm=norm, dropout_at=dropout_at, attention=attention, position_buckets=6))
+        block, rel = model.transformer.h[0], model.transformer.rel
+        pos = None if rel is None else rel(0, 9)
+        with torch.no_grad():
+            torch.testing.assert_close(block(x, None, pos, query=x), block(x, None, pos), rtol=0, atol=1e-6)
+            assert (block(x, None, pos, query=x.flip(1)) - block(x, None, pos)).abs().max() > 1e-2
+
+
+def test_enhanced_mask_decoder_flops_and_cache():
+    """Each EMD step costs one more run of the last layer; the EMD refuses a KV cache."""
+    common = dict(n_head=2, n_embd=16, vocab_size=40, block_size=32, position_buckets=8, share_att_key=False)
+    assert (Deberta(DebertaConfig(n_layer=2, emd_steps=3, **common)).flops_per_token(12)
+            == Deberta(DebertaConfig(n_layer=4, **common)).flops_per_token(12))
+    assert (Deberta(DebertaConfig(n_layer=2, emd_steps=1, **common)).flops_per_token(12)
+            == Deberta(DebertaConfig(n_layer=2, **common)).flops_per_token(12))
+    model = Deberta(DebertaConfig(n_layer=2, **common))
+    with pytest.raises(ValueError, match="KV cache"):
+        model.transformer(torch.zeros(1, 3, dtype=torch.long), cache=KVCache(2), emd_steps=2)
 
 
 def test_without_attention_mask():
@@ -183,6 +278,8 @@ def test_config_checks():
     with pytest.raises(ConfigError, match="pos_att_type"):
         DebertaConfig(pos_att_type=("p2p",))
     assert DebertaConfig(block_size=64, position_buckets=0).max_relative_positions == 64
+    with pytest.raises(ConfigError, match="emd_steps"):
+        DebertaConfig(emd_steps=-1)
 
 
 def hf_conf(**kw):
@@ -233,7 +330,7 @@ def test_to_hf_rejects_what_deberta_cannot_express():
 def test_workflow_parity_rows_for_deberta():
     cfg = {"gpt2": [], "bert": [], "minilm": False,
            "deberta": [dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=32, seq_len=13, batch=3,
-                            position_buckets=8, share_att_key=False, position_biased_input=True),
+                            position_buckets=8, share_att_key=False, position_biased_input=True, z_steps=2),
                        dict(n_layer=1, n_head=3, n_embd=24, vocab_size=41, n_positions=16, seq_len=9, batch=2,
                             head="none", pos_att_type=["p2c"], dtype="float64")],
            "logits_atol": 1e-5, "grad_rtol": 1e-5, "minilm_atol": 1e-4, "fp64_atol": 1e-10, "fp64_grad_rtol": 1e-10}
@@ -241,6 +338,7 @@ def test_workflow_parity_rows_for_deberta():
     assert set(df["model"]) == {"deberta"} and len(df) == 8
     assert df["passed"].all(), df.to_string()
     assert df["config"].str.contains("position_buckets=8").any()
+    assert df["config"].str.contains("z_steps=2").any()
     assert parity.measure_models({**cfg, "deberta": None}, seed=0).empty
 
 

@@ -17,12 +17,26 @@ What Hugging Face implements, and what this does:
   (the same transform, then ``h @ word_embeddings.T + bias``). Both compute
   dense → activation → LayerNorm → tied decoder + bias, which is our :class:`~.bert.MLMHead`;
   ``legacy_head`` only records which key layout :func:`~headstart.models.hf.to_hf` writes.
-* **Enhanced mask decoder.** The DeBERTa paper's EMD (absolute positions brought in after the
-  encoder, through a re-run of the last layer whose queries get them, before the MLM head) is
-  *not* in HF: ``DebertaV2Model.z_steps`` is set to 0 in its constructor (no config option), so its
-  ``z_steps > 1`` branch is never taken, and ``mask_predictions.*`` checkpoint keys are dropped on
-  load. HF's (and so our) absolute positions enter only through ``position_biased_input`` at the
-  embeddings, and the MLM head is the BERT-style one above.
+* **Enhanced mask decoder (EMD).** In the paper (He et al. 2021, section 3.2) absolute positions
+  enter only just before the MLM head, in a decoder of n = 2 runs of the last encoder layer
+  (weights shared): keys and values are the hidden states H that enter the last layer, the queries
+  (and residual) I are first H + absolute position embeddings, then the previous run's output;
+  the MLM head reads the last output (Microsoft's code does so when ``position_biased_input`` is
+  False). HF keeps a remnant: ``DebertaV2Model.z_steps``, set to 0 in
+  its constructor (no config field; set it by hand). With ``z_steps = n > 1``, after the whole
+  encoder it applies the last layer n - 1 more times, keys/values the second-to-last layer's output
+  (the last layer's input), queries the previous step's output (first the encoder's last output);
+  ``last_hidden_state``, and so ``DebertaV2ForMaskedLM``'s logits, are the last step's. It adds
+  **no absolute positions** to the queries: its first query (the last layer's ordinary output) is
+  the paper's first EMD step with I = H, so ``z_steps = n`` is the paper's n-step EMD without the
+  position term (HF builds no position table when ``position_biased_input=False`` and ignores a
+  checkpoint's ``position_embeddings`` on load). Ours: ``emd_steps`` is HF's ``z_steps`` (0 or 1 =
+  off), the same computation (:meth:`~.transformer.Transformer.forward`'s ``emd_steps``; the EMD
+  steps use the same relative positions and mask), for both heads; from_hf/to_hf carry it. HF's
+  branch itself fails in transformers 5.24 (it appends to a tuple and feeds the layer's output
+  tuple back as queries), so parity is checked against that branch's computation run on HF's own
+  layers (:func:`headstart.reference.parity.hf_forward`). Like HF, and unlike Microsoft's code, every
+  position is decoded, not only the masked ones (the same values at those positions).
 * **Attention.** Scores are (q·k + c2p + p2c) / sqrt(hs (1 + number of terms)), the root taken in
   float32 as HF does (also for float64 models); the relative table (LayerNorm first, with
   ``norm_rel_ebd``) gets dropout in every layer (HF's ``hidden_dropout_prob``, our
@@ -42,6 +56,8 @@ What Hugging Face implements, and what this does:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from headstart.config import knob
 from headstart.models.bert import Bert, BertConfig
@@ -63,6 +79,7 @@ class DebertaConfig(BertConfig):
     share_att_key: bool = True
     norm_rel_ebd: bool = True
     legacy_head: bool = True            # HF key layout of the MLM head: cls.predictions (legacy) or lm_predictions
+    emd_steps: int = knob(0, ge=0)      # enhanced mask decoder: HF's z_steps (> 1: last layer run steps - 1 more times)
 
     def check(self) -> None:
         super().check()
@@ -73,17 +90,29 @@ class Deberta(Bert):
     """DeBERTa-v2 encoder with an optional MLM head: :class:`~.bert.Bert` on a
     :class:`DebertaConfig` (one core; the attention variant comes from the config)."""
 
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """MLM logits (B, T, vocab_size), or hidden states (B, T, C) with ``head='none'``, both
+        after the enhanced mask decoder's ``emd_steps``. ``attention_mask``: (B, T), 1 = token."""
+        x = self.transformer(input_ids, attention_mask, token_type_ids, positions, inputs_embeds,
+                             emd_steps=self.config.emd_steps)
+        return self.mlm(x) if self.mlm is not None else x
+
     def flops_per_token(self, seq_len: int) -> int:
         """Training FLOPs per token (forward + backward): BERT's 6N + 12 L C T with N free of the
         relative table and the position projections, plus 12 L C span per relative term (each
-        query, for c2p, or key, for p2c, against the 2 span projected table rows). Projecting the
+        query, for c2p, or key, for p2c, against the 2 span projected table rows), with L counting
+        the enhanced mask decoder's ``emd_steps - 1`` extra runs of the last layer. Projecting the
         table (once per forward call, not per token) is left out like the embedding lookups."""
         n = super().flops_per_token(seq_len)
-        t = self.transformer
+        t, c = self.transformer, self.config
+        extra = max(c.emd_steps - 1, 0)
+        last = sum(p.numel() for name, p in t.h[-1].named_parameters() if not name.startswith("attn.pos_"))
+        n += extra * (6 * last + 12 * c.n_embd * seq_len)
         if t.rel is None:
             return n
         table_params = sum(p.numel() for p in t.rel.parameters())
         for block in t.h:
             table_params += sum(p.numel() for name, p in block.attn.named_parameters() if name.startswith("pos_"))
-        c = self.config
-        return n - 6 * table_params + 12 * c.n_layer * c.n_embd * t.rel.span * len(c.pos_att_type)
+        return n - 6 * table_params + 12 * (c.n_layer + extra) * c.n_embd * t.rel.span * len(c.pos_att_type)

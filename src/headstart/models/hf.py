@@ -288,8 +288,10 @@ def _bert_config_from_hf(hc, head: str, pooler: bool, tied: bool) -> BertConfig:
 RELATIVE_TERMS = ("c2p", "p2c")
 
 
-def _deberta_config_from_hf(hc, head: str, tied: bool) -> DebertaConfig:
-    """Our config for a DebertaV2Config; every option we do not implement is an error naming it."""
+def _deberta_config_from_hf(hc, head: str, tied: bool, z_steps: int) -> DebertaConfig:
+    """Our config for a DebertaV2Config and the model's ``z_steps`` (the enhanced mask decoder's
+    steps, an attribute of DebertaV2Model, not a config field); every option we do not implement is
+    an error naming it."""
     C, H = hc.hidden_size, hc.num_attention_heads
     _require(getattr(hc, "embedding_size", C) == C,
              f"DeBERTa-v2 config embedding_size={getattr(hc, 'embedding_size', None)} != hidden_size={C} "
@@ -318,6 +320,8 @@ def _deberta_config_from_hf(hc, head: str, tied: bool) -> DebertaConfig:
                             "(the terms are off and only the attention scale changes)")
         _require("layer_norm" not in norm, "DeBERTa-v2 config norm_rel_ebd='layer_norm' without relative_attention "
                                            "is not supported (an unused LayerNorm)")
+    _require(isinstance(z_steps, int) and z_steps >= 0,
+             f"DeBERTa-v2 model z_steps={z_steps!r} must be a non-negative integer")
     buckets = getattr(hc, "position_buckets", -1)
     _require(buckets != 1, "DeBERTa-v2 config position_buckets=1 is not supported (-1 or at least 2)")
     if head == "mlm" and hc.legacy:
@@ -332,7 +336,7 @@ def _deberta_config_from_hf(hc, head: str, tied: bool) -> DebertaConfig:
         padding_idx=hc.pad_token_id, pos="learned" if getattr(hc, "position_biased_input", True) else "none",
         pos_att_type=terms, max_relative_positions=max_rel, position_buckets=max(buckets, 0),
         share_att_key=bool(getattr(hc, "share_att_key", False)), norm_rel_ebd="layer_norm" in norm,
-        head=head, tie_weights=True, legacy_head=bool(hc.legacy),
+        head=head, tie_weights=True, legacy_head=bool(hc.legacy), emd_steps=z_steps,
     )
 
 
@@ -438,9 +442,9 @@ def config_from_hf(hf_model: nn.Module):
             p = hf_model.cls.predictions
             tied = (_same(p.decoder.weight, hf_model.deberta.embeddings.word_embeddings.weight)
                     and _same(p.decoder.bias, p.bias))
-        return _deberta_config_from_hf(hf_model.config, "mlm", tied)
+        return _deberta_config_from_hf(hf_model.config, "mlm", tied, getattr(hf_model.deberta, "z_steps", 0))
     if isinstance(hf_model, DebertaV2Model):
-        return _deberta_config_from_hf(hf_model.config, "none", True)
+        return _deberta_config_from_hf(hf_model.config, "none", True, getattr(hf_model, "z_steps", 0))
     raise ConversionError(f"unsupported model class {type(hf_model).__name__}; supported: GPT2LMHeadModel, "
                           "BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model")
 
@@ -469,7 +473,9 @@ def from_hf(hf_model: nn.Module) -> GPT | Bert | Deberta:
 def to_hf(model: GPT | Bert | Deberta) -> nn.Module:
     """The same network as a ``transformers`` model: GPT -> GPT2LMHeadModel, Bert (head 'mlm') ->
     BertForMaskedLM, Bert (head 'none') -> BertModel (with a pooler iff ours has one), Deberta ->
-    DebertaV2ForMaskedLM (head 'mlm', its ``legacy`` from ``legacy_head``) or DebertaV2Model."""
+    DebertaV2ForMaskedLM (head 'mlm', its ``legacy`` from ``legacy_head``) or DebertaV2Model, with
+    ``z_steps = emd_steps`` (HF's own forward fails for z_steps > 1 in transformers 5.24; see
+    :mod:`headstart.models.deberta`)."""
     from transformers import BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel
 
     cfg = model.config
@@ -478,6 +484,7 @@ def to_hf(model: GPT | Bert | Deberta) -> nn.Module:
     elif isinstance(model, Deberta):
         hc = _hf_config_from_deberta(cfg)
         hf = DebertaV2ForMaskedLM(hc) if cfg.head == "mlm" else DebertaV2Model(hc)
+        (hf.deberta if cfg.head == "mlm" else hf).z_steps = cfg.emd_steps  # not a config field
     elif isinstance(model, Bert):
         hc = _hf_config_from_bert(cfg)
         hf = BertForMaskedLM(hc) if cfg.head == "mlm" else BertModel(hc, add_pooling_layer=cfg.pooler)

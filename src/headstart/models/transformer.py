@@ -264,9 +264,20 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                pos: PositionInput = None, kv: LayerKV | None = None) -> torch.Tensor:
+                pos: PositionInput = None, kv: LayerKV | None = None,
+                query: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention of ``x`` (B, T, C) over itself (and the cached keys/values). With ``query``
+        (B, T, C, position i at position i of ``x``) the queries come from ``query`` and only the
+        keys and values from ``x``, as in DeBERTa's enhanced mask decoder."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
+        if query is None:
+            q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
+        else:
+            if query.shape != x.shape:
+                raise ValueError(f"query must have the shape of x {tuple(x.shape)}, got {tuple(query.shape)}")
+            w, b = self.c_attn.weight, self.c_attn.bias
+            q = F.linear(query, w[:C], None if b is None else b[:C])  # (B, T, C)
+            k, v = F.linear(x, w[C:], None if b is None else b[C:]).split(C, dim=2)  # (B, T, C) each
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -382,15 +393,21 @@ class Block(nn.Module):
         self.drop_output = cfg.dropout_at == "output"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                pos: PositionInput = None, kv: LayerKV | None = None) -> torch.Tensor:
+                pos: PositionInput = None, kv: LayerKV | None = None,
+                query: torch.Tensor | None = None) -> torch.Tensor:
+        """The block on ``x`` (B, T, C). With ``query`` (B, T, C) the residual stream and the
+        attention's queries are ``query`` and only the keys and values come from ``x`` (DeBERTa's
+        enhanced mask decoder; pre-LN normalises both with ln_1)."""
+        r = x if query is None else query  # the residual stream
         if self.norm == "pre":
-            x = x + self.drop(self.attn(self.ln_1(x), mask, pos, kv))
+            q = None if query is None else self.ln_1(query)
+            x = r + self.drop(self.attn(self.ln_1(x), mask, pos, kv, q))
             x = x + self.drop(self.mlp(self.ln_2(x)))
         elif self.drop_output:  # the UP original: dropout after each residual sum's LayerNorm
-            x = self.drop(self.ln_1(x + self.attn(x, mask, pos, kv)))
+            x = self.drop(self.ln_1(r + self.attn(x, mask, pos, kv, query)))
             x = self.drop(self.ln_2(x + self.mlp(x)))
         else:  # post (ln_* are LayerNorms) or none (ln_* are identities)
-            x = self.ln_1(x + self.drop(self.attn(x, mask, pos, kv)))
+            x = self.ln_1(r + self.drop(self.attn(x, mask, pos, kv, query)))
             x = self.ln_2(x + self.drop(self.mlp(x)))
         return x
 
@@ -475,13 +492,20 @@ class Transformer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+                inputs_embeds: torch.Tensor | None = None, cache: KVCache | None = None,
+                emd_steps: int = 0) -> torch.Tensor:
         """Hidden states (B, T, C). With ``cache``, the T tokens follow the cached ones: their
         default positions continue from the cache, ``attention_mask`` covers cached + new
-        positions, and the cache is extended in place."""
+        positions, and the cache is extended in place.
+
+        ``emd_steps`` > 1 (DeBERTa's enhanced mask decoder, HF's ``z_steps``) re-applies the last
+        block ``emd_steps - 1`` times, each with the previous output as queries and residual and
+        the last block's input as keys and values; 0 or 1 is the plain stack."""
         cfg = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if emd_steps > 1 and cache is not None:
+            raise ValueError("emd_steps > 1 (enhanced mask decoder) does not work with a KV cache")
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         B, T, _ = x.shape
         past = 0 if cache is None else cache.length
@@ -510,7 +534,10 @@ class Transformer(nn.Module):
             pos = self.rel(past, T)  # relative (table (2 span, C), index (T, past + T)) from sequence offsets
         mask = sdpa_mask(attention_mask, T, cfg.causal, past, x.device)  # None, (B, 1, 1, past+T) or (B, 1, T, past+T)
         for i, block in enumerate(self.h):
+            last_input = x
             x = block(x, mask, pos, None if cache is None else cache.layers[i])
+        for _ in range(emd_steps - 1):  # enhanced mask decoder: the last block, queries from its output
+            x = self.h[-1](last_input, mask, pos, query=x)
         if self.ln_f is not None:
             x = self.ln_f(x)
         return x  # (B, T, C)

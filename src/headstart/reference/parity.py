@@ -18,6 +18,7 @@ types for BERT). :func:`measure` reports
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pandas as pd
@@ -69,17 +70,19 @@ def hf_bert(seed: int, n_layer: int, n_head: int, n_embd: int, vocab_size: int, 
 
 
 #: DeBERTa-v2 options a ``reference.parity.deberta`` entry may set (HF config names; ``head`` is
-#: 'mlm' for DebertaV2ForMaskedLM or 'none' for DebertaV2Model).
+#: 'mlm' for DebertaV2ForMaskedLM or 'none' for DebertaV2Model; ``z_steps`` is the enhanced mask
+#: decoder's steps, an attribute set on the built model since it is no config field).
 DEBERTA_KEYS = ("head", "pos_att_type", "share_att_key", "position_buckets", "max_relative_positions",
-                "position_biased_input", "norm_rel_ebd", "legacy", "type_vocab_size")
+                "position_biased_input", "norm_rel_ebd", "legacy", "type_vocab_size", "z_steps")
 
 
 def hf_deberta(seed: int, n_layer: int, n_head: int, n_embd: int, vocab_size: int, n_positions: int,
-               head: str = "mlm", **extra):
-    """A random-init ``DebertaV2ForMaskedLM`` (head 'mlm') or ``DebertaV2Model`` (head 'none').
-    Defaults are DeBERTa-v3's attention (relative c2p + p2c, shared position projections, a
-    LayerNorm on the relative table, no absolute positions) without buckets; ``extra`` overrides
-    any DebertaV2Config field."""
+               head: str = "mlm", z_steps: int = 0, **extra):
+    """A random-init ``DebertaV2ForMaskedLM`` (head 'mlm') or ``DebertaV2Model`` (head 'none')
+    with ``z_steps`` set on its DebertaV2Model (:func:`hf_forward` runs it). Defaults are
+    DeBERTa-v3's attention (relative c2p + p2c, shared position projections, a LayerNorm on the
+    relative table, no absolute positions) without buckets; ``extra`` overrides any
+    DebertaV2Config field."""
     from transformers import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2Model
 
     torch.manual_seed(seed)
@@ -90,7 +93,48 @@ def hf_deberta(seed: int, n_layer: int, n_head: int, n_embd: int, vocab_size: in
                            vocab_size=vocab_size, max_position_embeddings=n_positions, hidden_dropout_prob=0.0,
                            attention_probs_dropout_prob=0.0, pad_token_id=0, **conf)
     cls = DebertaV2ForMaskedLM if head == "mlm" else DebertaV2Model
-    return perturb_(cls(conf).eval(), seed)
+    model = perturb_(cls(conf).eval(), seed)
+    getattr(model, "deberta", model).z_steps = z_steps
+    return model
+
+
+@contextlib.contextmanager
+def z_steps_branch(hf: torch.nn.Module):
+    """While open, an HF DeBERTa-v2 model with ``z_steps > 1`` computes what
+    ``DebertaV2Model.forward``'s z_steps branch is written to compute, on HF's own modules: after
+    the encoder, its last layer applied ``z_steps - 1`` more times, keys/values the
+    second-to-last hidden states, queries the previous output, the last output being
+    ``last_hidden_state`` (and what the MLM head reads). The branch itself fails in transformers
+    5.24 (``tuple.append``; the layer's (output, attentions) tuple fed back as queries), so the
+    model runs with ``z_steps = 0`` and a hook on the encoder that appends the steps to the hidden
+    states the model then reads its output from. No-op for other models and ``z_steps <= 1``."""
+    base = getattr(hf, "deberta", hf)
+    z = getattr(base, "z_steps", 0)
+    if z <= 1:
+        yield
+        return
+    from transformers.modeling_outputs import BaseModelOutput
+
+    def hook(encoder, args, kwargs, out):
+        embedding_output = args[0] if args else kwargs["hidden_states"]
+        attention_mask = args[1] if len(args) > 1 else kwargs["attention_mask"]
+        kv, query = out.hidden_states[-2], out.hidden_states[-1]
+        mask = encoder.get_attention_mask(attention_mask)
+        rel_pos, rel_emb = encoder.get_rel_pos(embedding_output), encoder.get_rel_embedding()
+        steps = []
+        for _ in range(z - 1):
+            query = encoder.layer[-1](kv, mask, query_states=query, relative_pos=rel_pos, rel_embeddings=rel_emb)[0]
+            steps.append(query)
+        return BaseModelOutput(last_hidden_state=query, hidden_states=out.hidden_states + tuple(steps),
+                               attentions=out.attentions)
+
+    handle = base.encoder.register_forward_hook(hook, with_kwargs=True)
+    base.z_steps = 0
+    try:
+        yield
+    finally:
+        base.z_steps = z
+        handle.remove()
 
 
 def make_batch(seed: int, vocab: int, batch: int, seq_len: int, *, left_pad_row: int | None = None,
@@ -116,10 +160,13 @@ def make_batch(seed: int, vocab: int, batch: int, seq_len: int, *, left_pad_row:
 
 
 def hf_forward(hf, ids, mask, tt):
+    """HF's logits, or last hidden states for a headless model (DeBERTa with ``z_steps > 1``
+    through :func:`z_steps_branch`)."""
     kw = {"attention_mask": mask}
     if tt is not None:
         kw["token_type_ids"] = tt
-    out = hf(input_ids=ids, **kw)
+    with z_steps_branch(hf):
+        out = hf(input_ids=ids, **kw)
     return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
 
