@@ -3,12 +3,14 @@
 Both models are the same random-init GPT-2 (ours converted from HF's), fed the same prompts, and
 decode greedily with a KV cache (HF: ``do_sample=False, use_cache=True``) for ``--new-tokens``
 tokens, no EOS, in the same process, alternating ours, hf, ours uncached, ... for ``--repeats``
-rounds after a warmup; the reported number is the median new tokens/s of each. Both outputs are
-checked to be the same tokens. The last line is exactly
+rounds after a warmup; the reported number is the median new tokens/s of each. All three outputs
+are checked to be the same tokens: the script prints its report either way and exits with status
+1 when they differ. Torch uses ``--threads`` CPU threads (default 1). The last line is exactly
 
     ratio ours/hf tokens/s: 1.23x
 
-    python benchmarks/sampling.py                   # GPT-2 shape, 4 layers x 256, vocab 50257, CPU
+    python benchmarks/sampling.py                   # GPT-2 shape, 4 layers x 256, vocab 50257, CPU, 1 thread
+    python benchmarks/sampling.py --threads 4
     python benchmarks/sampling.py --device cuda --batch 32 --new-tokens 256
 """
 from __future__ import annotations
@@ -41,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed generations per implementation first")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (torch.set_num_threads)")
     return p.parse_args(argv)
 
 
@@ -83,10 +86,9 @@ def measure(args) -> dict[str, list[float]]:
 def report(args, results) -> float:
     names = ("ours", "hf", "ours_nocache")
     med = {k: statistics.median(results[k]) for k in names}
-    threads = torch.get_num_threads() if args.device == "cpu" else None
     print(f"config: n_layer={args.n_layer} n_head={args.n_head} d_model={args.d_model} vocab={args.vocab} "
-          f"batch={args.batch} prompt_len={args.prompt_len} new_tokens={args.new_tokens} device={args.device}"
-          + (f" threads={threads}" if threads else "") + f" repeats={args.repeats} torch={torch.__version__}")
+          f"batch={args.batch} prompt_len={args.prompt_len} new_tokens={args.new_tokens} device={args.device} "
+          f"threads={torch.get_num_threads()} repeats={args.repeats} torch={torch.__version__}")
     print(f"same tokens (ours, hf, ours uncached): {bool(results['same_tokens'][0])}")
     print(f"{'impl':<13} {'median tok/s':>14} {'min tok/s':>12} {'max tok/s':>12}")
     for k in names:
@@ -99,7 +101,14 @@ def report(args, results) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    report(args, measure(args))
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    results = measure(args)
+    report(args, results)
+    if not results["same_tokens"][0]:
+        print("error: ours, hf and ours uncached generated different tokens", file=sys.stderr)
+        return 1
     return 0
 
 

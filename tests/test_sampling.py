@@ -130,21 +130,24 @@ def test_sample_top_k_frequencies():
     assert torch.allclose(frequencies(draws, 5), expected / expected.sum(), atol=0.01)
 
 
-@pytest.mark.parametrize("cutoff", ["nucleus", "mlab"])
-def test_sample_top_p_mlab_cases(cutoff):
+def test_sample_top_p_mlab_cases():
     g = torch.Generator().manual_seed(2)
     logits = (torch.tensor([0.2, 0.3, 0.5]).log() + 2.3456).expand(2000, 3)
-    at_half = frequencies(sample_top_p(logits, 0.5, generator=g, cutoff=cutoff), 3)
-    assert at_half[0] == 0 and at_half[1] == 0  # top_p of 0.5 or lower: only token 2
-    above = frequencies(sample_top_p(logits, 0.50001, generator=g, cutoff=cutoff), 3)
-    assert above[0] == 0
-    # the nucleus crosses 0.5 with token 1; MLAB's rule stops before the crossing token
-    assert (above[1] > 0.3) if cutoff == "nucleus" else (above[1] == 0)
+    at_half = frequencies(sample_top_p(logits, 0.5, generator=g), 3)
+    assert at_half[0] == 0 and at_half[1] == 0  # top_p of 0.5: only token 2
+    above = frequencies(sample_top_p(logits, 0.50001, generator=g), 3)
+    assert above[0] == 0 and above[1] > 0.3  # 0.50001: tokens 1 and 2 (2 : 3 odds)
 
+    # MLAB2 also expects p=0.71 on [0, .1, .2, .3, .4] to keep tokens 3 and 4 only. That cannot
+    # hold together with the 0.50001 case under any rule comparing cumulative mass with p: both are
+    # the same situation (the more likely tokens hold just under p, 0.5 < 0.50001 and 0.7 < 0.71,
+    # and the next token carries the mass past p, to 0.8 and 0.9), yet 0.50001 keeps that token and
+    # 0.71 drops it. The 0.71 expectation is probably misquoted (at p = 0.7 the nucleus keeps 3 and
+    # 4). The nucleus, as HF's TopPLogitsWarper, keeps tokens 2, 3 and 4.
     probs = torch.tensor([0, 0.1, 0.2, 0.3, 0.4])
-    got = frequencies(sample_top_p(probs.log().expand(N, 5), 0.71, generator=g, cutoff=cutoff), 5)
+    got = frequencies(sample_top_p(probs.log().expand(N, 5), 0.71, generator=g), 5)
     kept = probs.clone()
-    kept[:3 if cutoff == "mlab" else 2] = 0  # MLAB2's test expects tokens 3, 4; the nucleus adds 2
+    kept[:2] = 0
     assert torch.allclose(got, kept / kept.sum(), atol=0.01)
 
 
@@ -152,20 +155,22 @@ def test_top_p_min_tokens_to_keep():
     logits = torch.tensor([[4.0, 0.0, -1.0, -2.0]])
     assert torch.isfinite(process_logits(logits, 1.0, top_p=0.1)).sum() == 1
     assert torch.isfinite(process_logits(logits, 1.0, top_p=0.1, min_tokens_to_keep=3)).sum() == 3
-    assert torch.isfinite(process_logits(logits, 1.0, top_p=0.1, min_tokens_to_keep=2, cutoff="mlab")).sum() == 2
 
 
 # ----------------------------------------------------------------------------- HF's warpers
 
-@pytest.mark.parametrize("temperature,top_k,top_p", [
-    (1.0, 0, 1.0), (0.6, 0, 1.0), (1.0, 7, 1.0), (1.0, 0, 0.8), (0.7, 40, 0.9), (1.6, 3, 0.5), (0.9, 300, 0.95)])
-def test_filters_equal_hf_warpers_exactly(model, temperature, top_k, top_p):
+@pytest.mark.parametrize("temperature,top_k,top_p,keep", [
+    (1.0, 0, 1.0, 1), (0.6, 0, 1.0, 1), (1.0, 7, 1.0, 1), (1.0, 0, 0.8, 1), (0.7, 40, 0.9, 1), (1.6, 3, 0.5, 1),
+    (0.9, 300, 0.95, 1), (1.0, 0, 0.05, 3), (0.5, 2, 0.9, 4)])
+def test_filters_equal_hf_warpers_exactly(model, temperature, top_k, top_p, keep):
     hf, _ = model
-    warp = hf_warpers(hf, temperature, top_k, top_p)
+    warp = hf_warpers(hf, temperature, top_k, top_p, keep)
     g = torch.Generator().manual_seed(3)
     logits = 3 * torch.randn(16, 257, generator=g)
-    ours = process_logits(logits, temperature, top_k=top_k, top_p=top_p)
+    ours = process_logits(logits, temperature, top_k=top_k, top_p=top_p, min_tokens_to_keep=keep)
     assert torch.equal(ours, warp(None, logits))
+    if keep > 1:  # the floor decides somewhere
+        assert (torch.isfinite(ours).sum(-1) == keep).any()
 
 
 def test_hf_warper_order(model):
@@ -216,6 +221,8 @@ BEAM_SETTINGS = [
     dict(num_beams=5, num_return_sequences=2, length_penalty=2.0, early_stopping="never", eos=True),
     dict(num_beams=4, num_return_sequences=1, length_penalty=-1.0, early_stopping=False, eos=True),
     dict(num_beams=2, num_return_sequences=2, length_penalty=1.0, early_stopping=True, eos=False),
+    # MLAB2's case: beam_search(model, ids, num_return_sequences=2, num_beams=6, max_new_tokens=20)
+    dict(num_beams=6, num_return_sequences=2, length_penalty=1.0, early_stopping=False, eos=False, max_new_tokens=20),
 ]
 
 
@@ -223,20 +230,22 @@ BEAM_SETTINGS = [
 def test_beam_search_equals_hf_generate(model, prompts, setting):
     hf, ours = model
     kw = {k: v for k, v in setting.items() if k != "eos"}
+    kw.setdefault("max_new_tokens", NEW)
+    new = kw["max_new_tokens"]
     shorter = 0
     for p in prompts[:3]:
         eos = None
         if setting["eos"]:  # an EOS the best beam meets at its third token
-            eos = int(beam_search(ours, p, max_new_tokens=NEW, **kw)[0][1][len(p) + 2])
-        got = beam_search(ours, p, max_new_tokens=NEW, eos_token_id=eos, **kw)
+            eos = int(beam_search(ours, p, **kw)[0][1][len(p) + 2])
+        got = beam_search(ours, p, eos_token_id=eos, **kw)
         ref = hf.generate(p[None], attention_mask=torch.ones(1, len(p), dtype=torch.long), do_sample=False,
-                          max_new_tokens=NEW, eos_token_id=eos, pad_token_id=PAD, output_scores=True,
-                          return_dict_in_generate=True, **kw)
+                          eos_token_id=eos, pad_token_id=PAD, output_scores=True, return_dict_in_generate=True, **kw)
         assert len(got) == setting["num_return_sequences"] == ref.sequences.shape[0]
-        _, mismatches, d_score = beam_tokens_mismatch(got, ref.sequences, ref.sequences_scores, eos)
+        compared, mismatches, d_score = beam_tokens_mismatch(got, ref.sequences, ref.sequences_scores, eos, len(p))
         assert mismatches == 0 and d_score < 1e-4
+        assert compared == sum(len(row) - len(p) for row in ref.sequences)  # generated tokens only
         assert [s for s, _ in got] == sorted((s for s, _ in got), reverse=True)
-        shorter += sum(len(t) < len(p) + NEW for _, t in got)
+        shorter += sum(len(t) < len(p) + new for _, t in got)
         assert eos is None or all(eos not in t[len(p):-1] for _, t in got)  # EOS only ends a hypothesis
     if setting["eos"] and setting["length_penalty"] <= 1.0:  # (a penalty of 2 favours the long ones)
         assert shorter > 0
@@ -296,9 +305,16 @@ def test_cached_equals_uncached_generation(model, prompts):
         b = generate(ours, prompts, NEW, pad_token_id=PAD, generator=torch.Generator().manual_seed(7),
                      use_cache=False, **kw)
         assert torch.equal(a, b)
-    a = beam_search(ours, prompts[0], 4, NEW, num_return_sequences=4)
-    b = beam_search(ours, prompts[0], 4, NEW, num_return_sequences=4, use_cache=False)
+    a = beam_search(ours, prompts[0], num_beams=4, max_new_tokens=NEW, num_return_sequences=4)
+    b = beam_search(ours, prompts[0], num_beams=4, max_new_tokens=NEW, num_return_sequences=4, use_cache=False)
     assert all(torch.equal(x, y) and abs(s - r) < 1e-5 for (s, x), (r, y) in zip(a, b))
+
+
+def test_beam_search_arguments_are_keyword_only(model, prompts):
+    """MLAB2's positional order (num_return_sequences, num_beams, max_new_tokens) must not be
+    silently accepted in ours."""
+    with pytest.raises(TypeError):
+        beam_search(model[1], prompts[0], 2, 6, 20)
 
 
 def test_batched_equals_one_by_one(model, prompts):
@@ -397,20 +413,36 @@ def test_pair_of_contexts_and_that_was_bad():
 def test_compare_with_hf_table(model):
     cfg = dict(model=dict(n_layer=1, n_head=2, n_embd=32, vocab_size=200, n_positions=64), prompts=3,
                prompt_len=[2, 7], new_tokens=8,
-               beams=[dict(num_beams=3, num_return_sequences=2, length_penalty=1.0, early_stopping=False, eos=True)],
+               beams=[dict(num_beams=3, num_return_sequences=2, length_penalty=1.0, early_stopping=False, eos=True,
+                           max_new_tokens=5)],
                sampling=[dict(temperature=0.8, top_k=20, top_p=0.9)], completions=3, completion_len=4,
-               speed=dict(batch=2, prompt_len=8, new_tokens=8, repeats=1))
+               speed=dict(batch=2, prompt_len=8, new_tokens=8, repeats=1),
+               penalties=[dict(temperature=0.9, freq_penalty=0.7, presence_penalty=0.4)])
     df = compare_with_hf(cfg, 0)
     assert list(df.columns) == ["check", "setting", "tokens_compared", "measure", "value"]
-    assert {"greedy", "greedy batched", "greedy batched with EOS", "beam search", "sampling distribution",
-            "cached vs uncached", "batched vs looped", "pair of contexts vs from scratch", "speed"} == set(df["check"])
+    assert {"greedy", "greedy batched", "greedy batched with EOS", "greedy ties", "beam search",
+            "sampling distribution", "frequency/presence penalty", "cached vs uncached", "batched vs looped",
+            "pair of contexts vs from scratch", "speed"} == set(df["check"])
     counted = df["measure"].isin(["mismatches", "support mismatches", "drawn outside HF's support"])
     assert (df.loc[counted, "value"] == 0).all() and (df.loc[counted, "tokens_compared"] > 0).all()
     close = df["measure"].str.startswith("max")
     assert (df.loc[close, "value"] < 1e-4).all()
     assert (df.loc[df["measure"] == "tokens/s", "value"] > 0).all()
+    # generated tokens only: 3 prompts x 2 hypotheses x at most 5 new tokens (prompts hold up to 7 more)
+    beams = df[df["setting"].str.contains("beams=3")]
+    assert len(beams) == 3 and (beams["tokens_compared"] <= 3 * 2 * 5).all()
+    keep = df[df["setting"].str.contains("min_tokens_to_keep=3")]  # default top_p_min_keep
+    assert len(keep) == 3 and not keep["setting"].str.contains("binds at 0 of").any()
+    penalties = df[df["check"] == "frequency/presence penalty"]
+    assert len(penalties) == 2 and "'baby' 6 times -> -11, 'Baby' 3 times -> -5" in penalties["setting"].iloc[0]
+    speed = df[df["check"] == "speed"].set_index("setting")["value"]
+    ratio, ours_cached, hf = (float(speed[speed.index.str.startswith(k)].iloc[0])
+                              for k in ("ours cached / HF generate,", "cached,", "HF generate (greedy"))
+    assert ratio == pytest.approx(ours_cached / hf)
     with pytest.raises(ValueError, match="reference.sampling.speed"):
         compare_with_hf({**cfg, "speed": {}}, 0)
+    with pytest.raises(ValueError, match=r"reference.sampling.penalties\[0\].presence_penalty"):
+        compare_with_hf({**cfg, "penalties": [dict(temperature=1.0, freq_penalty=1.0)]}, 0)
 
 
 # ----------------------------------------------------------------------------- real GPT-2 weights

@@ -31,13 +31,22 @@ _NEG = -1.0e9  # HF's "excluded" offset
 
 
 @torch.no_grad()
-def beam_search(model: torch.nn.Module, input_ids: torch.Tensor, num_beams: int, max_new_tokens: int,
+def beam_search(model: torch.nn.Module, input_ids: torch.Tensor, *, num_beams: int, max_new_tokens: int,
                 num_return_sequences: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
                 eos_token_id: int | None = None, use_cache: bool = True) -> list[tuple[float, torch.Tensor]]:
     """The ``num_return_sequences`` best finished hypotheses, best first, as (score, tokens):
-    ``tokens`` the prompt followed by the generated tokens (EOS included when produced), ``score``
-    the summed log-probability of the generated tokens over ``length ** length_penalty``.
-    ``input_ids``: one prompt, (T,) or (1, T)."""
+    ``tokens`` the prompt followed by the generated tokens (EOS included when produced).
+    ``input_ids``: one prompt, (T,) or (1, T).
+
+    ``score`` is HF's length-penalised beam score (``sequences_scores`` of ``generate``): the
+    summed log-probability of the generated tokens divided by ``generated_length **
+    length_penalty`` (EOS counted in the length). MLAB2's ``beam_search`` returns ``(logprob,
+    tokens)`` pairs; ours equals that summed log-probability with ``length_penalty=0`` only.
+
+    Every argument after ``input_ids`` is keyword-only: MLAB2's ``beam_search(model, input_ids,
+    num_return_sequences, num_beams, max_new_tokens, tokenizer, verbose)`` takes them positionally
+    in another order (and a tokenizer, which is not needed here), so a positional call written
+    for it must fail rather than silently swap beams and returned sequences."""
     if num_beams < 1 or not 1 <= num_return_sequences <= num_beams:
         raise ValueError(f"need num_beams >= 1 and 1 <= num_return_sequences <= num_beams, "
                          f"got {num_beams} and {num_return_sequences}")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from headstart.sampling.logits import TopPCutoff, as_scores, process_logits, sample_logits, token_counts
+from headstart.sampling.logits import as_scores, process_logits, sample_logits, token_counts
 
 __all__ = ["left_pad", "sample_next_token", "generate", "sample_tokens", "specific_completion_probs"]
 
@@ -52,8 +52,8 @@ def _device(model: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def sample_next_token(model: torch.nn.Module, input_ids: torch.Tensor, temperature: float = 1.0,
                       freq_penalty: float = 0.0, presence_penalty: float = 0.0, top_k: int = 0, top_p: float = 0.0,
-                      cache=None, generator: torch.Generator | None = None, min_tokens_to_keep: int = 1,
-                      cutoff: TopPCutoff = "nucleus") -> torch.Tensor:
+                      cache=None, generator: torch.Generator | None = None,
+                      min_tokens_to_keep: int = 1) -> torch.Tensor:
     """The next token after ``input_ids`` (T,) -> 0-d tensor, or (B, T) -> (B,): greedy at
     temperature 0, else drawn from :func:`~headstart.sampling.logits.process_logits`'s scores.
     ``cache`` (a :class:`~headstart.models.transformer.KVCache` holding a prefix of
@@ -65,7 +65,7 @@ def sample_next_token(model: torch.nn.Module, input_ids: torch.Tensor, temperatu
     logits = as_scores(model(new, cache=cache, last_only=True)[:, -1])  # (B, V)
     counts = token_counts(ids, logits.shape[-1]) if (freq_penalty or presence_penalty) and temperature else None
     scores = process_logits(logits, temperature, counts, freq_penalty, presence_penalty, top_k, top_p,
-                            min_tokens_to_keep, cutoff)
+                            min_tokens_to_keep)
     token = sample_logits(scores, 1.0 if temperature > 0 else 0.0, generator)
     return token if input_ids.dim() == 2 else token[0]
 
@@ -74,8 +74,8 @@ def sample_next_token(model: torch.nn.Module, input_ids: torch.Tensor, temperatu
 def generate(model: torch.nn.Module, input_ids: Prompts, max_new_tokens: int, *,
              attention_mask: torch.Tensor | None = None, temperature: float = 1.0, freq_penalty: float = 0.0,
              presence_penalty: float = 0.0, top_k: int = 0, top_p: float = 0.0, min_tokens_to_keep: int = 1,
-             cutoff: TopPCutoff = "nucleus", eos_token_id: int | None = None, pad_token_id: int | None = None,
-             use_cache: bool = True, generator: torch.Generator | None = None,
+             eos_token_id: int | None = None, pad_token_id: int | None = None, use_cache: bool = True,
+             generator: torch.Generator | None = None,
              return_scores: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Continue prompts by up to ``max_new_tokens`` tokens.
 
@@ -127,7 +127,7 @@ def generate(model: torch.nn.Module, input_ids: Prompts, max_new_tokens: int, *,
                            positions=None if positions is None else positions[:, start:L], cache=cache,
                            last_only=True)
         scores = process_logits(as_scores(logits[:, -1]), temperature, counts, freq_penalty, presence_penalty,
-                                top_k, top_p, min_tokens_to_keep, cutoff)  # (B, V)
+                                top_k, top_p, min_tokens_to_keep)  # (B, V)
         token = sample_logits(scores, 1.0 if temperature > 0 else 0.0, generator)  # (B,)
         if return_scores:
             scores_out.append(scores)

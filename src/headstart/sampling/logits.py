@@ -13,23 +13,18 @@ is the argmax of the raw logits, the limit of ``logits / T − penalties`` as T 
 Top-p follows Hugging Face's ``TopPLogitsWarper`` (the nucleus of Holtzman et al.): keep the
 smallest set of most likely tokens whose probability reaches ``top_p``, i.e. drop a token when its
 probability plus that of every less likely token is ``<= 1 − top_p``; at least
-``min_tokens_to_keep`` stay. ``cutoff='mlab'`` is MLAB2's solution instead: keep the most likely
-tokens while their running sum stays ``<= top_p`` (the token that crosses ``top_p`` is dropped).
-The two differ whenever no prefix sums to exactly ``top_p``: on [.4, .3, .2, .1, 0] with
-``top_p=0.71`` the nucleus keeps three tokens, MLAB's rule two (the MLAB2 test expects two).
+``min_tokens_to_keep`` stay. MLAB2's test cases on [.2, .3, .5] hold (``top_p=0.5``: token 2
+only; ``0.50001``: tokens 1 and 2); its third case (``0.71`` on [0, .1, .2, .3, .4] keeps tokens
+3 and 4 only) contradicts the second under any cumulative-mass rule (see tests/test_sampling.py);
+the nucleus keeps tokens 2, 3 and 4 there.
 """
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 
 __all__ = ["as_scores", "sample_logits", "greedy_search", "apply_temperature", "token_counts", "apply_penalties",
            "apply_freq_penalty", "apply_presence_penalty", "top_k_filter", "top_p_filter", "process_logits",
            "sample_basic", "sample_top_k", "sample_top_p"]
-
-TopPCutoff = Literal["nucleus", "mlab"]
-
 
 def as_scores(logits: torch.Tensor) -> torch.Tensor:
     """Logits in the precision samplers work in: float32 (HF ``generate`` upcasts half precision
@@ -105,35 +100,23 @@ def top_k_filter(logits: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) 
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1,
-                 cutoff: TopPCutoff = "nucleus") -> torch.Tensor:
-    """Set the logits outside the top-p set to −inf (see the module docstring for the two
-    ``cutoff`` rules); at least ``min_tokens_to_keep`` tokens stay. top_p <= 0 or >= 1 keeps
-    everything (0 is MLAB's "off")."""
+def top_p_filter(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Set the logits outside the nucleus (see the module docstring) to −inf; at least
+    ``min_tokens_to_keep`` tokens stay. top_p <= 0 or >= 1 keeps everything (0 is MLAB's "off")."""
     if not 0.0 < top_p < 1.0:
         return logits
     if min_tokens_to_keep < 1:
         raise ValueError(f"min_tokens_to_keep must be >= 1, got {min_tokens_to_keep}")
-    if cutoff == "nucleus":
-        # ascending order: a token goes when it and everything less likely hold <= 1 - top_p
-        ordered, order = torch.sort(logits, dim=-1)
-        tail_mass = ordered.softmax(-1).cumsum(-1)
-        drop = tail_mass <= 1.0 - top_p
-        drop[..., -min_tokens_to_keep:] = False
-    elif cutoff == "mlab":
-        # descending order: keep while the running sum (this token included) is <= top_p
-        ordered, order = torch.sort(logits, dim=-1, descending=True, stable=True)
-        head_mass = ordered.softmax(-1).cumsum(-1)
-        drop = head_mass > top_p
-        drop[..., :min_tokens_to_keep] = False
-    else:
-        raise ValueError(f"cutoff must be 'nucleus' or 'mlab', got {cutoff!r}")
+    # ascending order: a token goes when it and everything less likely hold <= 1 - top_p
+    ordered, order = torch.sort(logits, dim=-1)
+    drop = ordered.softmax(-1).cumsum(-1) <= 1.0 - top_p
+    drop[..., -min_tokens_to_keep:] = False
     return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
 def process_logits(logits: torch.Tensor, temperature: float = 1.0, counts: torch.Tensor | None = None,
                    freq_penalty: float = 0.0, presence_penalty: float = 0.0, top_k: int = 0, top_p: float = 0.0,
-                   min_tokens_to_keep: int = 1, cutoff: TopPCutoff = "nucleus") -> torch.Tensor:
+                   min_tokens_to_keep: int = 1) -> torch.Tensor:
     """The scores a token is drawn from: ``logits / T − penalties``, then top-k, then top-p
     (filtered entries −inf); softmax of the result is the sampling distribution. At temperature 0
     the raw logits (greedy takes their argmax). ``counts``: :func:`token_counts` of the sequence so
@@ -152,7 +135,7 @@ def process_logits(logits: torch.Tensor, temperature: float = 1.0, counts: torch
             raise ValueError("a frequency or presence penalty needs the token counts of the sequence")
         scores = apply_penalties(scores, counts, freq_penalty, presence_penalty)
     scores = top_k_filter(scores, top_k, min_tokens_to_keep)
-    return top_p_filter(scores, top_p, min_tokens_to_keep, cutoff)
+    return top_p_filter(scores, top_p, min_tokens_to_keep)
 
 
 def sample_basic(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -168,8 +151,8 @@ def sample_top_k(logits: torch.Tensor, top_k: int, generator: torch.Generator | 
 
 
 def sample_top_p(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1,
-                 generator: torch.Generator | None = None, cutoff: TopPCutoff = "nucleus") -> torch.Tensor:
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """A draw from the top-p set (:func:`top_p_filter`), renormalised."""
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    return sample_logits(top_p_filter(logits, top_p, min_tokens_to_keep, cutoff), 1.0, generator)
+    return sample_logits(top_p_filter(logits, top_p, min_tokens_to_keep), 1.0, generator)
