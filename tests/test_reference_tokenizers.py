@@ -71,14 +71,24 @@ def test_sampling_claims_hold_counts_to_zero_and_distances_to_their_bars():
         {"check": "beam search", "setting": "b", "tokens_compared": 10, "measure": "mismatches", "value": 1},
         {"check": "beam search", "setting": "b", "tokens_compared": 10, "measure": "max |Δ score|", "value": 2e-4},
         {"check": "sampling distribution", "setting": "c", "tokens_compared": 5, "measure": "max |Δp|", "value": 1e-9},
-        {"check": "speed", "setting": "d", "tokens_compared": 5, "measure": "ratio", "value": 3.0},
+        {"check": "frequency/presence penalty", "setting": "e", "tokens_compared": 5, "measure": "max |Δ logit|",
+         "value": 1e-3},
+        {"check": "speed", "setting": "cache speed-up, x", "tokens_compared": 5, "measure": "ratio", "value": 3.0},
+        {"check": "speed", "setting": "ours cached / HF generate, x", "tokens_compared": 8, "measure": "ratio",
+         "value": 0.9},
     ])
-    judged = report.judge_sampling(df, {"prob_atol": 1e-6, "score_atol": 1e-4, "logp_atol": 1e-4})
+    bars = {"prob_atol": 1e-6, "score_atol": 1e-4, "logp_atol": 1e-4, "logit_atol": 1e-6, "min_speed_vs_hf": 1.0}
+    judged = report.judge_sampling(df, bars)
     verdicts = [(c.statistic.split(" (")[0], c.verdict) for c in report.sampling_claims(judged)]
     assert verdicts == [("mismatches", "supported"), ("mismatches", "not supported"),
-                        ("max |Δ score|", "not supported"), ("max |Δp|", "supported")]  # speed: no claim
+                        ("max |Δ score|", "not supported"), ("max |Δp|", "supported"),
+                        ("max |Δ logit|", "not supported"),
+                        ("tokens/s ratio, ours cached / HF generate", "not supported")]  # 0.9 < 1.0; cache ratio: no claim
+    faster = report.judge_sampling(df.assign(value=df["value"].where(df["setting"] != "ours cached / HF generate, x", 1.2)),
+                                   bars)
+    assert report.sampling_claims(faster)[-1].verdict == "supported"
     md = report.sampling_table(judged)
-    assert "KV cache speed" in md and "| ratio | 3 |" in md
+    assert "HF generate" in md and "| ratio | 3 |" in md
 
 
 def test_tiktoken_reference_never_reads_a_stale_cache(tmp_path, monkeypatch):
