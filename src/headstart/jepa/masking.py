@@ -1,0 +1,356 @@
+"""T-JEPA target and context masks: UL2-named R/X/S strategies, target packing, predictor mask.
+
+One call of :func:`make_masks` builds, for a right-padded batch of true lengths ``L_b`` (valid
+tokens at positions ``0..L_b-1``) and one :class:`MaskStrategy`, the masks of spec jepa.md §3.4,
+vectorised over the batch:
+
+0. blocks per sample ``n_b = block_count`` if set, else ``floor(L_b·r/bs)``, at least 1;
+1. block size ``size_b = clip(floor(L_b·r/n_b), 1, bs)``; ``N = max n_b``, ``S = max size_b``;
+2. earliest start ``lo_b = ceil(L_b·s)``; admissible starts ``K_b = max(L_b - lo_b - size_b, 1)``
+   (the original; its last token is never a target) or ``max(L_b - lo_b - size_b + 1, 1)``;
+3. starts: a random permutation of ``0..K_b-1``, tiled, first ``N``, plus ``lo_b`` (blocks may
+   overlap), or non-overlapping blocks (``overlap='forbid'``, see :func:`make_masks`);
+4. target indices ``(B, N, S)`` = start + ``arange(size_b)`` (padding slots repeat the start),
+   flattened to ``(B, N·S)``: target packing, with a valid-slot mask;
+5.–6. context: a random subset, in random order, of the valid positions no valid target slot
+   covers, of size ``C_b = min(#candidates, max(1, floor(L_b·ctx)))``, padded to ``C = max C_b``;
+7. predictor positions = concat(context indices, packed target indices);
+8. predictor attention mask ``(B, P, P)``, ``P = C + N·S``: every row sees the valid context;
+   a valid target slot also sees the valid slots of its own block; nothing sees padding.
+
+Ratios are multiplied in float64. The random numbers are drawn up front (:class:`MaskDraws`: one
+float64 key per position for the starts, one for the context), so :func:`make_masks_reference`,
+a per-sample pure-Python version of the same algorithm, builds the identical masks from the same
+draws. Corrections of the original's bugs (spec §7 items 2 and 4) sit behind named switches whose
+defaults are the corrected behaviour; ``**FAITHFUL`` selects the original's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from headstart.config import Config, knob
+
+__all__ = ["MaskStrategy", "Masks", "MaskDraws", "READMESET", "TOMLSET", "HEADSET", "UL2SET",
+           "STRATEGY_SETS", "FAITHFUL", "mask_generator", "draw_keys", "make_masks",
+           "make_masks_reference"]
+
+SBlock = Literal["fixed", "faithful_one_token"]
+Overlap = Literal["allow", "forbid"]
+LastToken = Literal["faithful", "corrected"]
+
+FAITHFUL: dict[str, str] = {"s_block": "faithful_one_token", "overlap": "allow", "last_token": "faithful"}
+"""The original's behaviour (HEAD): ``make_masks(..., **FAITHFUL)``."""
+
+
+@dataclass(frozen=True)
+class MaskStrategy(Config):
+    """One target-masking strategy (one UL2 denoiser): blocks of up to ``block_size`` tokens
+    covering at most ``max_target_ratio`` of each sequence, starting at or after
+    ``start_ratio``·L, ``block_count`` blocks if set (else as many as fit the ratio), and a context
+    of at most ``context_ratio``·L tokens. Defaults are the original's (token-level targets, 25 %
+    targets, context ≤ 80 %).
+
+    ``block_size=None`` means "no cap" (the block takes its whole share ``floor(L·r/n)``), the
+    S-denoiser's prefix-LM continuation; it needs ``block_count``. The original read an absent
+    block size as 1 (spec §7 item 2); ``make_masks(s_block='faithful_one_token')`` does the same."""
+    name: str = ""                                      # label for logs (e.g. "R3")
+    block_size: int | None = knob(1, ge=1)              # bs; None = no cap (S-denoising)
+    max_target_ratio: float = knob(0.25, gt=0, le=1)    # r
+    start_ratio: float = knob(0.0, ge=0, lt=1)          # s
+    block_count: int | None = knob(None, ge=1)          # n; None = floor(L·r/bs)
+    context_ratio: float = knob(0.8, gt=0, le=1)        # ctx
+
+    def check(self) -> None:
+        super().check()
+        self.expect(self.block_size is not None or self.block_count is not None, "block_count",
+                    "a block count when block_size is null (an uncapped block)")
+        # s + r <= 1 keeps every block inside the sequence: size <= floor(L·r) <= L - ceil(L·s).
+        self.expect(self.start_ratio + self.max_target_ratio <= 1, "max_target_ratio",
+                    f"at most 1 - start_ratio = {1 - self.start_ratio:g}")
+
+
+def _s(name: str) -> MaskStrategy:
+    """The S-denoiser: the last 25 % as one block after a prefix of 75 %; the whole prefix may be
+    context (ctx 1.0, as the original's S dict)."""
+    return MaskStrategy(name=name, block_size=None, max_target_ratio=0.25, start_ratio=0.75,
+                        block_count=1, context_ratio=1.0)
+
+
+def _rx(name: str, bs: int, r: float) -> MaskStrategy:
+    return MaskStrategy(name=name, block_size=bs, max_target_ratio=r)
+
+
+READMESET: tuple[MaskStrategy, ...] = (
+    _rx("R3", 3, 0.25), _rx("R8", 8, 0.25),
+    _rx("X3", 3, 0.5), _rx("X8", 8, 0.5), _rx("X64s", 64, 0.15), _rx("X64", 64, 0.5),
+    _s("S"))
+"""The original readme's list (commit e6cf3c6; the in-code list of 6d3f938): R (3, .25), (8, .25);
+X (3, .5), (8, .5), (64, .15), (64, .5); S (start .75, r .25, one block)."""
+
+TOMLSET: tuple[MaskStrategy, ...] = (
+    _rx("R3", 3, 0.25), _rx("R8", 8, 0.25),
+    _rx("X3", 3, 0.5), _rx("X8", 8, 0.8), _rx("X64s", 64, 0.15), _rx("X64", 64, 0.5),
+    _s("S"))
+"""The shipped ``target_masking_strategies.toml``: the readme list with X (8, .8)."""
+
+HEADSET: tuple[MaskStrategy, ...] = (_rx("R8", 8, 0.35), _rx("X3", 3, 0.5), _rx("X64", 64, 0.35))
+"""The original's HEAD in-code list, the one that actually ran: (8, .35), (3, .5), (64, .35)."""
+
+UL2SET: tuple[MaskStrategy, ...] = (
+    _rx("R3", 3, 0.15), _rx("R8", 8, 0.15),
+    _rx("X3", 3, 0.5), _rx("X8", 8, 0.5), _rx("X64s", 64, 0.15), _rx("X64", 64, 0.5),
+    _s("S"))
+"""UL2's seven denoisers (Tay et al. 2023): R (3, .15), (8, .15); X (3, .5), (8, .5), (64, .15),
+(64, .5); S (the last 25 %, one span). Block sizes are caps here, UL2's are span means."""
+
+STRATEGY_SETS: dict[str, tuple[MaskStrategy, ...]] = {
+    "readme": READMESET, "toml": TOMLSET, "head": HEADSET, "ul2": UL2SET}
+
+
+@dataclass
+class MaskDraws:
+    """The random numbers of one :func:`make_masks` call: float64 keys in [0, 1), one per position
+    of the longest sequence, ``(B, T)`` each. A random permutation of ``0..k-1`` is the stable
+    argsort of the first ``k`` keys; a random subset in random order of a candidate set is its
+    candidates sorted (stably) by key."""
+    start_keys: torch.Tensor
+    context_keys: torch.Tensor
+
+
+@dataclass
+class Masks:
+    """The masks of one strategy for one batch (``B`` samples; ``N`` blocks of ``S`` slots;
+    ``C`` context slots; ``P = C + N·S`` predictor positions). Index padding: context slots hold
+    0, target slots repeat their block's start (always a valid position)."""
+    target_idx: torch.Tensor      # (B, N·S) long: packed target positions
+    target_mask: torch.Tensor     # (B, N·S) bool: valid target slots (block < n_b, slot < size_b)
+    context_idx: torch.Tensor     # (B, C) long: context positions, random order
+    context_mask: torch.Tensor    # (B, C) bool: the first C_b slots
+    predictor_idx: torch.Tensor   # (B, P) long: concat(context_idx, target_idx), RoPE positions
+    predictor_mask: torch.Tensor  # (B, P, P) bool: True = may attend
+    starts: torch.Tensor          # (B, N) long: block starts
+    n_blocks: torch.Tensor        # (B,) long: n_b, the valid blocks
+    block_size: torch.Tensor      # (B,) long: size_b
+    start_lo: torch.Tensor        # (B,) long: lo_b
+    num_starts: torch.Tensor      # (B,) long: K_b
+
+    @property
+    def num_blocks(self) -> int:
+        """N, the block slots per sample."""
+        return self.starts.shape[1]
+
+    @property
+    def block_width(self) -> int:
+        """S, the slots per block."""
+        return self.target_idx.shape[1] // self.num_blocks
+
+
+def mask_generator(seed: int, step: int, worker: int = 0) -> torch.Generator:
+    """A CPU generator seeded from (global seed, step, data-loader worker) through numpy's
+    SeedSequence: reproducible masks for every step, independent across workers and of how many
+    workers there are (the original's worker-generated masks were not reproducible, spec §7.6)."""
+    state = np.random.SeedSequence([seed, step, worker]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def draw_keys(lengths: torch.Tensor, generator: torch.Generator) -> MaskDraws:
+    """The random keys for a batch of ``lengths``: start keys first, then context keys, each
+    ``(B, max L)`` float64, drawn on the generator's device and moved to ``lengths``' device."""
+    B, T = lengths.shape[0], int(lengths.max())
+    dev = generator.device
+    start = torch.rand((B, T), generator=generator, dtype=torch.float64, device=dev)
+    context = torch.rand((B, T), generator=generator, dtype=torch.float64, device=dev)
+    return MaskDraws(start.to(lengths.device), context.to(lengths.device))
+
+
+def _check(lengths: torch.Tensor, s_block: str, overlap: str, last_token: str, min_gap: int) -> None:
+    if lengths.ndim != 1 or lengths.dtype != torch.long or lengths.numel() == 0:
+        raise ValueError(f"lengths: expected a non-empty 1-D LongTensor, got {tuple(lengths.shape)} {lengths.dtype}")
+    if int(lengths.min()) < 1:
+        raise ValueError(f"lengths: expected every length >= 1 (drop empty rows), got {int(lengths.min())}")
+    for key, value, choices in (("s_block", s_block, ("fixed", "faithful_one_token")),
+                                ("overlap", overlap, ("allow", "forbid")),
+                                ("last_token", last_token, ("faithful", "corrected"))):
+        if value not in choices:
+            raise ValueError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+    if min_gap < 0 or (min_gap > 0 and overlap != "forbid"):
+        raise ValueError(f"min_gap: expected 0, or >= 1 with overlap='forbid', got {min_gap}")
+
+
+def _cap(strategy: MaskStrategy, s_block: str) -> int | None:
+    """The block-size cap: None (uncapped) stays None when fixed, becomes 1 as in the original."""
+    if strategy.block_size is None and s_block == "faithful_one_token":
+        return 1
+    return strategy.block_size
+
+
+def make_masks(lengths: torch.Tensor, strategy: MaskStrategy, generator: torch.Generator | None = None, *,
+               draws: MaskDraws | None = None, s_block: SBlock = "fixed", overlap: Overlap = "forbid",
+               last_token: LastToken = "corrected", min_gap: int = 0) -> Masks:
+    """The masks of ``strategy`` for a right-padded batch of true ``lengths`` (``(B,)`` long,
+    each >= 1), vectorised over the batch, on ``lengths``' device. The randomness is ``draws`` if
+    given, else :func:`draw_keys` from ``generator`` (seed it, e.g. :func:`mask_generator`).
+
+    Switches (default: corrected; ``**FAITHFUL``: the original):
+
+    - ``s_block``: ``'fixed'`` gives an uncapped block (``block_size=None``, the S-denoiser) its
+      whole share ``floor(L·r/n)``; ``'faithful_one_token'`` caps it at 1 token (spec §7.2).
+    - ``last_token``: ``'corrected'`` admits ``K_b = L_b - lo_b - size_b + 1`` starts so a block can
+      end on the last token; ``'faithful'`` keeps the original's ``K_b = L_b - lo_b - size_b``
+      (the last token is never a target unless ``K_b`` is clamped to 1; spec §7.4).
+    - ``overlap``: ``'allow'`` is the original's tiled permutation (distinct starts when
+      ``K_b >= N``, but blocks may overlap and overlapped tokens are predicted, and counted, twice).
+      ``'forbid'`` places disjoint blocks, at least ``min_gap`` tokens apart, in the admissible
+      span of ``M_b = K_b + size_b - 1`` positions after ``lo_b``, by stars and bars: with
+      ``G = M_b - n·size_b - (n-1)·min_gap`` free positions, draw a uniform random ``n``-subset
+      ``c_0 < ... < c_{n-1}`` of ``0..G+n-1`` and start block ``j`` at
+      ``lo_b + c_j + j·(size_b - 1 + min_gap)``. This is a bijection, so every arrangement of
+      ``n`` disjoint blocks (with the spacing) is equally likely; blocks may touch when
+      ``min_gap = 0``. If fewer than ``n_b`` blocks fit, ``n_b`` becomes the number that fits
+      (at least 1; one block never overlaps itself and has ``K_b`` starts as with ``'allow'``).
+      Blocks are laid out in position order.
+
+    Guard (all modes): ``lo_b`` is lowered to ``L_b - size_b`` when it would push a block past the
+    sequence, which happens only when ``L_b·(1-s) < 1`` (the original placed it on padding).
+    A sample whose targets cover every token has no context (``C_b = 0``); its predictor rows
+    then attend to nothing.
+    """
+    _check(lengths, s_block, overlap, last_token, min_gap)
+    if draws is None:
+        if generator is None:
+            raise ValueError("make_masks: give a seeded generator or draws")
+        draws = draw_keys(lengths, generator)
+    dev, B, T = lengths.device, lengths.shape[0], int(lengths.max())
+    L = lengths.to(torch.float64)
+    bs = _cap(strategy, s_block)
+    r = strategy.max_target_ratio
+
+    if strategy.block_count is not None:
+        n = torch.full((B,), strategy.block_count, dtype=torch.long, device=dev)
+    else:
+        n = torch.floor(L * r / bs).long().clamp_min(1)
+    size = torch.floor(L * r / n.to(torch.float64)).long().clamp_min(1)
+    if bs is not None:
+        size = size.clamp_max(bs)
+    lo = torch.minimum(torch.ceil(L * strategy.start_ratio).long(), lengths - size)
+    M = lengths - lo - (1 if last_token == "faithful" else 0)
+    K = (M - size + 1).clamp_min(1)
+    pos = torch.arange(T, device=dev)
+
+    if overlap == "allow":
+        N = int(n.max())
+        perm = torch.argsort(torch.where(pos < K[:, None], draws.start_keys, torch.inf), dim=1, stable=True)
+        j = torch.arange(N, device=dev)
+        starts = lo[:, None] + perm.gather(1, j[None, :] % K[:, None])
+    else:
+        g = min_gap
+        n = torch.minimum(n, (M + g) // (size + g)).clamp_min(1)
+        N = int(n.max())
+        W = (M - n * size - (n - 1) * g).clamp_min(0) + n
+        perm = torch.argsort(torch.where(pos < W[:, None], draws.start_keys, torch.inf), dim=1, stable=True)
+        j = torch.arange(N, device=dev)
+        live = j[None, :] < n[:, None]
+        c = torch.sort(torch.where(live, perm[:, :N], T), dim=1).values
+        starts = torch.where(live, lo[:, None] + c + j[None, :] * (size[:, None] - 1 + g), lo[:, None])
+
+    S = int(size.max())
+    slot = torch.arange(S, device=dev)
+    in_block = slot[None, :] < size[:, None]                                    # (B, S)
+    idx = starts[:, :, None] + torch.where(in_block, slot[None, :], 0)[:, None, :]  # (B, N, S)
+    valid = (j[None, :] < n[:, None])[:, :, None] & in_block[:, None, :]
+    target_idx, target_mask = idx.reshape(B, N * S), valid.reshape(B, N * S)
+
+    covered = torch.zeros((B, T + 1), dtype=torch.bool, device=dev)
+    covered.scatter_(1, torch.where(target_mask, target_idx, T), True)
+    cand = (pos[None, :] < lengths[:, None]) & ~covered[:, :T]
+    cap = torch.floor(L * strategy.context_ratio).long().clamp_min(1)
+    Cb = torch.minimum(cand.sum(1), cap)
+    C = int(Cb.max())
+    order = torch.argsort(torch.where(cand, draws.context_keys, torch.inf), dim=1, stable=True)
+    context_mask = torch.arange(C, device=dev)[None, :] < Cb[:, None]
+    context_idx = torch.where(context_mask, order[:, :C], 0)
+
+    P = C + N * S
+    pmask = torch.zeros((B, P, P), dtype=torch.bool, device=dev)
+    pmask[:, :, :C] = context_mask[:, None, :]
+    block = torch.arange(N * S, device=dev) // S
+    pmask[:, C:, C:] = (block[:, None] == block[None, :]) & target_mask[:, :, None] & target_mask[:, None, :]
+    return Masks(target_idx=target_idx, target_mask=target_mask, context_idx=context_idx,
+                 context_mask=context_mask, predictor_idx=torch.cat([context_idx, target_idx], 1),
+                 predictor_mask=pmask, starts=starts, n_blocks=n, block_size=size, start_lo=lo, num_starts=K)
+
+
+def make_masks_reference(lengths: Sequence[int], strategy: MaskStrategy, draws: MaskDraws, *,
+                         s_block: SBlock = "fixed", overlap: Overlap = "forbid",
+                         last_token: LastToken = "corrected", min_gap: int = 0) -> Masks:
+    """:func:`make_masks` one sample at a time in plain Python (CPU tensors out), from the same
+    ``draws``: the reference the vectorised version must equal exactly."""
+    lengths = [int(x) for x in lengths]
+    _check(torch.tensor(lengths, dtype=torch.long), s_block, overlap, last_token, min_gap)
+    bs = _cap(strategy, s_block)
+    r, faithful_last = strategy.max_target_ratio, last_token == "faithful"
+    rows = []
+    for b, Lb in enumerate(lengths):
+        skeys, ckeys = draws.start_keys[b].tolist(), draws.context_keys[b].tolist()
+        nb = strategy.block_count if strategy.block_count is not None else max(1, math.floor(Lb * r / bs))
+        sz = max(1, math.floor(Lb * r / nb))
+        if bs is not None:
+            sz = min(sz, bs)
+        lo = min(math.ceil(Lb * strategy.start_ratio), Lb - sz)
+        M = Lb - lo - (1 if faithful_last else 0)
+        K = max(M - sz + 1, 1)
+        if overlap == "allow":
+            perm = sorted(range(K), key=lambda i: skeys[i])
+            block_starts = [lo + perm[j % K] for j in range(nb)]
+        else:
+            nb = max(1, min(nb, (M + min_gap) // (sz + min_gap)))
+            W = max(M - nb * sz - (nb - 1) * min_gap, 0) + nb
+            chosen = sorted(sorted(range(W), key=lambda i: skeys[i])[:nb])
+            perm = None
+            block_starts = [lo + c + j * (sz - 1 + min_gap) for j, c in enumerate(chosen)]
+        covered = {s + k for s in block_starts for k in range(sz)}
+        cand = [p for p in range(Lb) if p not in covered]
+        Cb = min(len(cand), max(1, math.floor(Lb * strategy.context_ratio)))
+        context = sorted(cand, key=lambda p: ckeys[p])[:Cb]
+        rows.append((nb, sz, lo, K, perm, block_starts, context))
+
+    B = len(lengths)
+    N, S, C = max(x[0] for x in rows), max(x[1] for x in rows), max(len(x[6]) for x in rows)
+    P = C + N * S
+    t_idx, t_mask, c_idx, c_mask, st, pm = [], [], [], [], [], []
+    for nb, sz, lo, K, perm, block_starts, context in rows:
+        # padding blocks: the tiled permutation continued (allow) or lo (forbid)
+        if perm is not None:
+            padded = [lo + perm[j % K] for j in range(N)]
+        else:
+            padded = block_starts + [lo] * (N - nb)
+        st.append(padded)
+        ti = [s + (k if k < sz else 0) for s in padded for k in range(S)]
+        tm = [j < nb and k < sz for j in range(N) for k in range(S)]
+        t_idx.append(ti)
+        t_mask.append(tm)
+        c_idx.append(context + [0] * (C - len(context)))
+        c_mask.append([i < len(context) for i in range(C)])
+        m = [[i < len(context) for i in range(C)] + [False] * (N * S) for _ in range(P)]
+        for a in range(N * S):
+            for bb in range(N * S):
+                m[C + a][C + bb] = tm[a] and tm[bb] and a // S == bb // S
+        pm.append(m)
+
+    def long(x: list, width: int) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.long).reshape(B, width)
+
+    def flag(x: list, width: int) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.bool).reshape(B, width)
+
+    target_idx, context_idx = long(t_idx, N * S), long(c_idx, C)
+    return Masks(target_idx=target_idx, target_mask=flag(t_mask, N * S), context_idx=context_idx,
+                 context_mask=flag(c_mask, C), predictor_idx=torch.cat([context_idx, target_idx], 1),
+                 predictor_mask=torch.tensor(pm, dtype=torch.bool).reshape(B, P, P), starts=long(st, N),
+                 n_blocks=long([x[0] for x in rows], 1).reshape(B), block_size=long([x[1] for x in rows], 1).reshape(B),
+                 start_lo=long([x[2] for x in rows], 1).reshape(B), num_starts=long([x[3] for x in rows], 1).reshape(B))

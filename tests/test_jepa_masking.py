@@ -1,0 +1,227 @@
+"""T-JEPA masks (headstart.jepa.masking) against spec jepa.md §3.4: the worked example, hand-worked
+small cases, invariants on random batches, the corrections' switches, vectorised == reference."""
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from headstart.config import ConfigError
+from headstart.jepa.masking import (
+    FAITHFUL,
+    HEADSET,
+    READMESET,
+    UL2SET,
+    MaskStrategy,
+    Masks,
+    draw_keys,
+    make_masks,
+    make_masks_reference,
+    mask_generator,
+)
+
+S_DICT = READMESET[-1]
+SWITCHES = [dict(s_block=s, overlap=o, last_token=t) for s, o, t in itertools.product(
+    ("fixed", "faithful_one_token"), ("allow", "forbid"), ("faithful", "corrected"))]
+ALL = READMESET + HEADSET + UL2SET + (
+    MaskStrategy(block_size=2, max_target_ratio=0.5, block_count=4),
+    MaskStrategy(block_size=5, max_target_ratio=0.4, start_ratio=0.5, context_ratio=0.3))
+
+
+def masks(lengths, strategy, seed=0, **kw) -> Masks:
+    return make_masks(torch.tensor(lengths), strategy, torch.Generator().manual_seed(seed), **kw)
+
+
+def blocks(m: Masks, b: int) -> list[list[int]]:
+    """The valid target blocks of sample b, as position lists."""
+    S = m.block_width
+    idx, ok = m.target_idx[b].view(-1, S), m.target_mask[b].view(-1, S)
+    return [idx[j][ok[j]].tolist() for j in range(m.num_blocks) if ok[j].any()]
+
+
+# ----------------------------------------------------------------------- spec worked example
+
+@pytest.mark.parametrize("bs, r, n, size", [(8, 0.35, 8, 8), (3, 0.5, 33, 3), (64, 0.35, 1, 64)])
+def test_worked_example_L200(bs, r, n, size):
+    m = masks([200], MaskStrategy(block_size=bs, max_target_ratio=r), **FAITHFUL)
+    got = blocks(m, 0)
+    assert len(got) == n and all(len(b) == size for b in got)
+    assert all(b == list(range(b[0], b[0] + size)) for b in got)   # contiguous blocks
+    assert len({b[0] for b in got}) == n                             # distinct starts (K >= N)
+
+
+def test_worked_example_S_dict():
+    one = blocks(masks([200], S_DICT, **FAITHFUL), 0)
+    assert len(one) == 1 and len(one[0]) == 1 and 150 <= one[0][0] < 199   # the HEAD bug: one token
+    for kw in ({**FAITHFUL, "s_block": "fixed"}, {}):
+        fixed = blocks(masks([200], S_DICT, **kw), 0)
+        assert fixed == [list(range(150, 200))]                        # the last 25 %
+
+
+# ----------------------------------------------------------------------- hand-worked small cases
+
+R3X = MaskStrategy(block_size=3, max_target_ratio=0.5)
+R8H = MaskStrategy(block_size=8, max_target_ratio=0.35)
+X64s = MaskStrategy(block_size=64, max_target_ratio=0.15)
+COUNT4 = MaskStrategy(block_size=2, max_target_ratio=0.5, block_count=4)
+
+
+@pytest.mark.parametrize("strategy, s_block, L, n, size, lo, K_faithful, K_corrected", [
+    (R3X, "fixed", 10, 1, 3, 0, 7, 8),        # n = floor(5/3) = 1; size = clip(5, 1, 3)
+    (R3X, "fixed", 13, 2, 3, 0, 10, 11),      # n = floor(6.5/3) = 2; size = clip(floor(3.25), 1, 3)
+    (R8H, "fixed", 13, 1, 4, 0, 9, 10),       # n = max(floor(4.55/8), 1); size = floor(4.55)
+    (X64s, "fixed", 10, 1, 1, 0, 9, 10),      # size = clip(floor(1.5), 1, 64)
+    (COUNT4, "fixed", 13, 4, 1, 0, 12, 13),   # n given; size = floor(6.5/4)
+    (S_DICT, "fixed", 10, 1, 2, 8, 1, 1),     # lo = ceil(7.5); size = floor(2.5); K clamped
+    (S_DICT, "fixed", 13, 1, 3, 10, 1, 1),    # lo = ceil(9.75); size = floor(3.25)
+    (S_DICT, "faithful_one_token", 10, 1, 1, 8, 1, 2),
+    (S_DICT, "faithful_one_token", 13, 1, 1, 10, 2, 3),
+])
+def test_small_cases(strategy, s_block, L, n, size, lo, K_faithful, K_corrected):
+    for last, K in (("faithful", K_faithful), ("corrected", K_corrected)):
+        m = masks([L], strategy, s_block=s_block, overlap="allow", last_token=last)
+        assert (m.n_blocks.item(), m.block_size.item(), m.start_lo.item(), m.num_starts.item()) == (n, size, lo, K)
+        starts = m.starts[0, :n].tolist()
+        assert all(lo <= s < lo + K for s in starts)
+        if K >= n:
+            assert len(set(starts)) == n
+
+
+# ----------------------------------------------------------------------- invariants
+
+LENGTHS = [8, 13, 40, 77, 10, 64, 23, 100]
+
+
+@pytest.mark.parametrize("kw", SWITCHES, ids=lambda kw: "-".join(kw.values()))
+def test_invariants(kw):
+    for seed, st in enumerate(ALL):
+        m = masks(LENGTHS, st, seed, **kw)
+        B, C = len(LENGTHS), m.context_idx.shape[1]
+        assert m.predictor_idx.shape == (B, C + m.target_idx.shape[1])
+        for b, L in enumerate(LENGTHS):
+            n, size = m.n_blocks[b].item(), m.block_size[b].item()
+            t_all = m.target_idx[b]
+            assert ((0 <= t_all) & (t_all < L)).all()                  # even padding slots are valid positions
+            t = m.target_idx[b][m.target_mask[b]].tolist()
+            assert len(t) == n * size
+            ctx = m.context_idx[b][m.context_mask[b]].tolist()
+            assert m.context_mask[b].tolist() == sorted(m.context_mask[b].tolist(), reverse=True)
+            assert len(set(ctx)) == len(ctx) and all(0 <= p < L for p in ctx)
+            assert not set(ctx) & set(t)
+            cand = L - len(set(t))
+            assert len(ctx) == min(cand, max(1, math.floor(L * st.context_ratio)))
+            if kw["overlap"] == "forbid":
+                assert len(set(t)) == len(t)                           # no position predicted twice
+            if kw["last_token"] == "faithful" and m.num_starts[b] > 1:
+                assert L - 1 not in t                                  # the original's off-by-one
+
+
+def test_forbid_min_gap():
+    st = MaskStrategy(block_size=3, max_target_ratio=0.5)
+    m = masks(LENGTHS, st, min_gap=2)
+    for b in range(len(LENGTHS)):
+        bl = sorted(blocks(m, b))
+        assert all(nxt[0] - cur[-1] - 1 >= 2 for cur, nxt in zip(bl, bl[1:]))
+    with pytest.raises(ValueError, match="min_gap"):
+        masks(LENGTHS, st, overlap="allow", min_gap=1)
+
+
+def test_forbid_is_uniform_over_arrangements():
+    """2 disjoint blocks of 2 in 6 tokens: the 6 arrangements (stars and bars) equally likely."""
+    st = MaskStrategy(block_size=2, max_target_ratio=0.7)   # n = floor(4.2/2) = 2, size 2
+    m = masks([6] * 6000, st, 3)
+    assert (m.n_blocks == 2).all() and (m.block_size == 2).all()
+    counts = Counter(tuple(sorted(s)) for s in m.starts.tolist())
+    assert set(counts) == {(0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4)}
+    assert all(abs(c - 1000) < 150 for c in counts.values()), counts   # ~ 4.7 standard deviations
+
+
+def test_last_token_corrected_can_be_target_faithful_never():
+    st = MaskStrategy(block_size=3, max_target_ratio=0.5)   # L = 10: one block of 3, 7 or 8 starts
+    for overlap in ("allow", "forbid"):
+        hit = {}
+        for last in ("faithful", "corrected"):
+            m = masks([10] * 400, st, 5, overlap=overlap, last_token=last)
+            t = torch.where(m.target_mask, m.target_idx, -1)
+            hit[last] = (t == 9).any(1).float().mean().item()
+        assert hit["faithful"] == 0
+        assert 0.06 < hit["corrected"] < 0.2   # 1/8 of the samples
+
+
+def test_predictor_mask_structure():
+    for st in (R3X, R8H, COUNT4):
+        m = masks(LENGTHS, st, 7)
+        C, N, S = m.context_idx.shape[1], m.num_blocks, m.block_width
+        pm = m.predictor_mask
+        assert pm.shape == (len(LENGTHS), C + N * S, C + N * S)
+        assert torch.equal(pm[:, :, :C], m.context_mask[:, None, :].expand(-1, C + N * S, -1))
+        assert not pm[:, :C, C:].any()                                 # context never sees targets
+        tgt = pm[:, C:, C:].reshape(-1, N, S, N, S)
+        off_diag = ~torch.eye(N, dtype=torch.bool)[None, :, None, :, None].expand_as(tgt)
+        assert not tgt[off_diag].any()                                 # no block sees another
+        ok = m.target_mask.view(-1, N, S)
+        for j in range(N):
+            assert torch.equal(tgt[:, j, :, j, :], ok[:, j, :, None] & ok[:, j, None, :])
+        assert pm.any(-1).all()                                        # every row attends somewhere
+
+
+# ----------------------------------------------------------------------- vectorised == reference
+
+@pytest.mark.parametrize("kw", SWITCHES, ids=lambda kw: "-".join(kw.values()))
+def test_vectorised_equals_reference(kw):
+    gen = torch.Generator().manual_seed(11)
+    for st in ALL:
+        lengths = torch.randint(1, 90, (6,), generator=gen)
+        draws = draw_keys(lengths, gen)
+        for gap in ((0, 1) if kw["overlap"] == "forbid" else (0,)):
+            a = make_masks(lengths, st, draws=draws, min_gap=gap, **kw)
+            b = make_masks_reference(lengths.tolist(), st, draws, min_gap=gap, **kw)
+            for f in Masks.__dataclass_fields__:
+                x, y = getattr(a, f), getattr(b, f)
+                assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), (st, kw, f)
+
+
+def test_same_seed_same_masks():
+    lengths = torch.tensor(LENGTHS)
+    for st in READMESET:
+        a = make_masks(lengths, st, mask_generator(42, 7))
+        b = make_masks(lengths, st, mask_generator(42, 7))
+        c = make_masks(lengths, st, mask_generator(42, 8))
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in Masks.__dataclass_fields__)
+        assert not (a.target_idx.shape == c.target_idx.shape and torch.equal(a.target_idx, c.target_idx)
+                    and torch.equal(a.context_idx, c.context_idx))
+
+
+# ----------------------------------------------------------------------- strategies
+
+def test_strategy_sets():
+    rx = [(s.block_size, s.max_target_ratio) for s in READMESET[:-1]]
+    assert rx == [(3, 0.25), (8, 0.25), (3, 0.5), (8, 0.5), (64, 0.15), (64, 0.5)]
+    assert [(s.block_size, s.max_target_ratio) for s in UL2SET[:-1]] == [
+        (3, 0.15), (8, 0.15), (3, 0.5), (8, 0.5), (64, 0.15), (64, 0.5)]
+    assert [(s.block_size, s.max_target_ratio) for s in HEADSET] == [(8, 0.35), (3, 0.5), (64, 0.35)]
+    for s in (READMESET[-1], UL2SET[-1]):
+        assert (s.start_ratio, s.max_target_ratio, s.block_count, s.block_size) == (0.75, 0.25, 1, None)
+
+
+@pytest.mark.parametrize("bad, key", [
+    (dict(block_size=0), "block_size"), (dict(max_target_ratio=0.0), "max_target_ratio"),
+    (dict(max_target_ratio=1.5), "max_target_ratio"), (dict(start_ratio=1.0), "start_ratio"),
+    (dict(block_count=0), "block_count"), (dict(context_ratio=0.0), "context_ratio"),
+    (dict(block_size=None), "block_count"), (dict(start_ratio=0.8, max_target_ratio=0.3), "max_target_ratio"),
+])
+def test_strategy_validation(bad, key):
+    with pytest.raises(ConfigError, match=key):
+        MaskStrategy(**bad)
+    with pytest.raises(ConfigError, match="unknown key"):
+        MaskStrategy.from_dict({"target_block_size_mean": 3})
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="lengths"):
+        masks([0, 5], R3X)
+    with pytest.raises(ValueError, match="overlap"):
+        masks([5], R3X, overlap="dedup")
