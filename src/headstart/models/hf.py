@@ -68,6 +68,30 @@ def _gpt2_entries(cfg: GPTConfig) -> tuple[list[_Entry], dict[str, str]]:
     return e, aliases
 
 
+def _post_ln_layer(o: str, h: str, wb: str, qkv: tuple[str, str, str]) -> list[_Entry]:
+    """One BERT-layout encoder layer (BERT and DeBERTa-v2), our prefix ``o``, HF prefix ``h``,
+    ``wb`` 'weight' or 'bias'; ``qkv`` names HF's query/key/value projections, which are
+    concatenated into our fused ``c_attn``."""
+    return [
+        _Entry(o + f"attn.c_attn.{wb}", tuple(h + f"attention.self.{n}.{wb}" for n in qkv), "cat"),
+        _Entry(o + f"attn.c_proj.{wb}", (h + f"attention.output.dense.{wb}",), "copy"),
+        _Entry(o + f"ln_1.{wb}", (h + f"attention.output.LayerNorm.{wb}",), "copy"),
+        _Entry(o + f"mlp.c_fc.{wb}", (h + f"intermediate.dense.{wb}",), "copy"),
+        _Entry(o + f"mlp.c_proj.{wb}", (h + f"output.dense.{wb}",), "copy"),
+        _Entry(o + f"ln_2.{wb}", (h + f"output.LayerNorm.{wb}",), "copy"),
+    ]
+
+
+def _mlm_head(transform: str, decoder_bias: str) -> list[_Entry]:
+    """Our MLM head's transform (dense + LayerNorm, HF prefix ``transform``) and decoder bias (HF
+    key ``decoder_bias``); the decoder weight is handled by the caller (tied or not)."""
+    return [_Entry("mlm.dense.weight", (transform + "dense.weight",), "copy"),
+            _Entry("mlm.dense.bias", (transform + "dense.bias",), "copy"),
+            _Entry("mlm.ln.weight", (transform + "LayerNorm.weight",), "copy"),
+            _Entry("mlm.ln.bias", (transform + "LayerNorm.bias",), "copy"),
+            _Entry("mlm.decoder.bias", (decoder_bias,), "copy")]
+
+
 def _bert_entries(cfg: BertConfig) -> tuple[list[_Entry], dict[str, str]]:
     """Our key <-> HF key table for BertForMaskedLM (head 'mlm') or BertModel (head 'none')."""
     b = "bert." if cfg.head == "mlm" else ""
@@ -79,22 +103,11 @@ def _bert_entries(cfg: BertConfig) -> tuple[list[_Entry], dict[str, str]]:
     for i in range(cfg.n_layer):
         o, h = f"transformer.h.{i}.", f"{b}encoder.layer.{i}."
         for wb in ("weight", "bias"):
-            e += [
-                _Entry(o + f"attn.c_attn.{wb}", tuple(h + f"attention.self.{n}.{wb}" for n in ("query", "key", "value")), "cat"),
-                _Entry(o + f"attn.c_proj.{wb}", (h + f"attention.output.dense.{wb}",), "copy"),
-                _Entry(o + f"ln_1.{wb}", (h + f"attention.output.LayerNorm.{wb}",), "copy"),
-                _Entry(o + f"mlp.c_fc.{wb}", (h + f"intermediate.dense.{wb}",), "copy"),
-                _Entry(o + f"mlp.c_proj.{wb}", (h + f"output.dense.{wb}",), "copy"),
-                _Entry(o + f"ln_2.{wb}", (h + f"output.LayerNorm.{wb}",), "copy"),
-            ]
+            e += _post_ln_layer(o, h, wb, ("query", "key", "value"))
     aliases = {}
     if cfg.head == "mlm":
         c = "cls.predictions."
-        e += [_Entry("mlm.dense.weight", (c + "transform.dense.weight",), "copy"),
-              _Entry("mlm.dense.bias", (c + "transform.dense.bias",), "copy"),
-              _Entry("mlm.ln.weight", (c + "transform.LayerNorm.weight",), "copy"),
-              _Entry("mlm.ln.bias", (c + "transform.LayerNorm.bias",), "copy"),
-              _Entry("mlm.decoder.bias", (c + "decoder.bias",), "copy")]
+        e += _mlm_head(c + "transform.", c + "decoder.bias")
         aliases[c + "bias"] = c + "decoder.bias"  # HF ties the two
         if cfg.tie_weights:
             aliases[c + "decoder.weight"] = b + "embeddings.word_embeddings.weight"
@@ -125,15 +138,7 @@ def _deberta_entries(cfg: DebertaConfig) -> tuple[list[_Entry], dict[str, str]]:
     for i in range(cfg.n_layer):
         o, h = f"transformer.h.{i}.", f"{b}encoder.layer.{i}."
         for wb in ("weight", "bias"):
-            e += [
-                _Entry(o + f"attn.c_attn.{wb}",
-                       tuple(h + f"attention.self.{n}_proj.{wb}" for n in ("query", "key", "value")), "cat"),
-                _Entry(o + f"attn.c_proj.{wb}", (h + f"attention.output.dense.{wb}",), "copy"),
-                _Entry(o + f"ln_1.{wb}", (h + f"attention.output.LayerNorm.{wb}",), "copy"),
-                _Entry(o + f"mlp.c_fc.{wb}", (h + f"intermediate.dense.{wb}",), "copy"),
-                _Entry(o + f"mlp.c_proj.{wb}", (h + f"output.dense.{wb}",), "copy"),
-                _Entry(o + f"ln_2.{wb}", (h + f"output.LayerNorm.{wb}",), "copy"),
-            ]
+            e += _post_ln_layer(o, h, wb, ("query_proj", "key_proj", "value_proj"))
             if not cfg.share_att_key:
                 if "c2p" in cfg.pos_att_type:
                     e.append(_Entry(o + f"attn.pos_key.{wb}", (h + f"attention.self.pos_key_proj.{wb}",), "copy"))
@@ -142,20 +147,12 @@ def _deberta_entries(cfg: DebertaConfig) -> tuple[list[_Entry], dict[str, str]]:
     aliases = {}
     if cfg.head == "mlm" and cfg.legacy_head:
         c = "cls.predictions."
-        e += [_Entry("mlm.dense.weight", (c + "transform.dense.weight",), "copy"),
-              _Entry("mlm.dense.bias", (c + "transform.dense.bias",), "copy"),
-              _Entry("mlm.ln.weight", (c + "transform.LayerNorm.weight",), "copy"),
-              _Entry("mlm.ln.bias", (c + "transform.LayerNorm.bias",), "copy"),
-              _Entry("mlm.decoder.bias", (c + "decoder.bias",), "copy")]
+        e += _mlm_head(c + "transform.", c + "decoder.bias")
         aliases[c + "bias"] = c + "decoder.bias"  # tied by HF (with tie_word_embeddings, the only layout we take)
         aliases[c + "decoder.weight"] = b + "embeddings.word_embeddings.weight"
     elif cfg.head == "mlm":  # lm_predictions: the decoder is the word embeddings themselves
         c = "lm_predictions.lm_head."
-        e += [_Entry("mlm.dense.weight", (c + "dense.weight",), "copy"),
-              _Entry("mlm.dense.bias", (c + "dense.bias",), "copy"),
-              _Entry("mlm.ln.weight", (c + "LayerNorm.weight",), "copy"),
-              _Entry("mlm.ln.bias", (c + "LayerNorm.bias",), "copy"),
-              _Entry("mlm.decoder.bias", (c + "bias",), "copy")]
+        e += _mlm_head(c, c + "bias")
     return e, aliases
 
 
