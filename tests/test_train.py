@@ -137,6 +137,48 @@ def test_logged_lr_follows_schedule():
     assert np.allclose(lr.to_numpy(), [lr_at(i, c) for i in range(8)], rtol=0, atol=1e-15)
 
 
+def custom_schedule(i: int, optimizer) -> dict:
+    """lr 0.02/(i+1) on every group, weight decay 0.1·i on the decayed (first) group; lr 0 at update 3."""
+    lr = 0.0 if i == 3 else 0.02 / (i + 1)
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.param_groups[0]["weight_decay"] = 0.1 * i
+    return {"lr": lr, "weight_decay": 0.1 * i}
+
+
+def test_custom_schedule_is_applied_logged_and_resumes(tmp_path):
+    seen, params = {}, {}
+
+    def on_update(step, model, optimizer):
+        seen[step] = [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups]
+        params[step] = [p.detach().clone() for p in model.parameters()]
+
+    c = cfg(steps=8, weight_decay=0.5, checkpoint_every=2)
+    df = train(make_model(), batch_fn(), loss_fn, c, schedule=custom_schedule, on_update=on_update)
+    lr, wd = metric(df, "lr"), metric(df, "weight_decay")
+    assert list(lr.index) == list(wd.index) == list(range(1, 9))
+    assert lr.tolist() == [0.0 if i == 3 else 0.02 / (i + 1) for i in range(8)]  # not lr_at's values
+    assert wd.tolist() == [0.1 * i for i in range(8)]
+    for step in range(1, 9):  # the groups held the scheduled values during update step-1
+        decayed, plain = seen[step]
+        assert decayed == (lr[step], wd[step]) and plain == (lr[step], 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(params[3], params[4]))  # lr 0: update 4 changed nothing
+    assert not all(torch.equal(a, b) for a, b in zip(params[4], params[5]))
+
+    ckpt = tmp_path / "c.pt"
+
+    def dying(step, micro):
+        if step == 5:
+            raise RuntimeError("killed")
+        return batch_fn()(step, micro)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(make_model(), dying, loss_fn, c, checkpoint=ckpt, schedule=custom_schedule)
+    resumed = train(make_model(), batch_fn(), loss_fn, c, checkpoint=ckpt, schedule=custom_schedule)
+    assert resumed.attrs["resumed_from_step"] == 4
+    pd.testing.assert_frame_equal(deterministic(resumed), deterministic(df), check_exact=True)
+
+
 # -------------------------------------------------------------------------------- determinism
 def test_same_seed_identical_metrics_different_seed_not():
     def run(seed):

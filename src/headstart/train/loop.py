@@ -301,6 +301,7 @@ def train(
     keep_checkpoint: bool = True,
     init_optimizer_state: Mapping[str, Any] | None = None,
     on_update: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
+    schedule: Callable[[int, torch.optim.Optimizer], Mapping[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` for ``cfg.steps`` updates and return its tidy metric rows.
 
@@ -327,6 +328,13 @@ def train(
     on_update    ``on_update(step, model, optimizer)`` after every update (``step`` counts updates done),
                  before that step's evaluation and checkpoint, e.g. to save snapshots; not called again
                  for updates a resumed run does not redo.
+    schedule     ``schedule(i, optimizer) -> {name: float}`` replaces the built-in lr schedule: it
+                 is called before the update with 0-based index ``i`` and sets each param group's
+                 ``lr`` (and whatever else it schedules, e.g. ``weight_decay``) itself; the values
+                 it returns are logged at step ``i + 1`` in place of ``lr`` (an ``lr`` row is
+                 always written: the returned one, else the first group's). It must be a pure
+                 function of ``i`` so that a resumed run repeats it; the fingerprint does not see
+                 it, so put its settings in ``model_config`` or ``run_info``. None = :func:`lr_at`.
     init_optimizer_state  an AdamW ``state_dict`` to start from (e.g. a pre-training run's moments,
                  for fine-tuning); its groups must match ``param_groups``. Only the moments and step
                  counts are taken: learning rates, betas, eps and weight decay stay this run's. A
@@ -452,9 +460,14 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, file=sys.stderr, desc="train", leave=False)
     try:
         while step < cfg.steps:
-            factor = lr_at(step, cfg) / cfg.lr
-            for g, rel in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = cfg.lr * rel * factor
+            if schedule is None:
+                factor = lr_at(step, cfg) / cfg.lr
+                for g, rel in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = cfg.lr * rel * factor
+                scheduled = {"lr": lr_at(step, cfg)}
+            else:
+                scheduled = {k: _scalar(v) for k, v in schedule(step, optimizer).items()}
+                scheduled.setdefault("lr", optimizer.param_groups[0]["lr"])
             optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
             extra_sums: dict[str, float] = {}
@@ -482,11 +495,7 @@ def train(
                 on_update(step, model, optimizer)
 
             if step % cfg.log_every == 0 or step == cfg.steps:
-                logged = {
-                    "train_loss": loss_sum / cfg.grad_accum,
-                    "lr": lr_at(step - 1, cfg),
-                    "grad_norm": grad_norm,
-                }
+                logged = {"train_loss": loss_sum / cfg.grad_accum, **scheduled, "grad_norm": grad_norm}
                 logged.update({k: counters[k] for k in ("examples", "tokens") if k in counters})
                 logged.update({f"train_{k}": v / cfg.grad_accum for k, v in extra_sums.items()})
                 logged["time_s"] = elapsed()
