@@ -14,7 +14,9 @@ from headstart.jepa.masking import (
     FAITHFUL,
     HEADSET,
     READMESET,
+    STRATEGY_SETS,
     UL2SET,
+    MaskingConfig,
     MaskStrategy,
     Masks,
     draw_keys,
@@ -225,3 +227,66 @@ def test_bad_inputs():
         masks([0, 5], R3X)
     with pytest.raises(ValueError, match="overlap"):
         masks([5], R3X, overlap="dedup")
+
+
+# ----------------------------------------------------------------------- MaskingConfig
+
+def test_named_sets_per_spec_table():
+    """readme_tokens: the readme set with every R/X block size 1 (6d3f938, spec §7.1), S intact;
+    r_only: the readme set's two R-denoisers."""
+    tok = STRATEGY_SETS["readme_tokens"]
+    assert len(tok) == len(READMESET)
+    for t, s in zip(tok[:-1], READMESET[:-1]):
+        assert (t.block_size, t.max_target_ratio, t.start_ratio, t.block_count, t.context_ratio) == (
+            1, s.max_target_ratio, 0.0, None, 0.8)
+    assert tok[-1] == READMESET[-1] and tok[-1].block_size is None
+    m = masks([200], tok[0])                                           # R (3, .25) -> 50 one-token targets
+    assert m.block_size.item() == 1 and m.n_blocks.item() == 50
+    assert [(s.block_size, s.max_target_ratio) for s in STRATEGY_SETS["r_only"]] == [(3, 0.25), (8, 0.25)]
+    assert STRATEGY_SETS["readme"] is READMESET
+
+
+def test_masking_config_defaults_and_strategies():
+    cfg = MaskingConfig.from_dict({}, path="jepa.masking")
+    assert cfg.strategy_list() == READMESET
+    assert (cfg.s_block, cfg.overlap, cfg.last_token, cfg.min_gap, cfg.repeat_ngram) == (
+        "fixed", "forbid", "corrected", 0, 0)
+    assert MaskingConfig(set="r_only").strategy_list() == STRATEGY_SETS["r_only"]
+    own = MaskingConfig.from_dict({"set": "head", "strategies": [{"block_size": 4, "max_target_ratio": 0.3},
+                                                                  {"block_size": None, "block_count": 2}]})
+    assert own.strategy_list() == (MaskStrategy(block_size=4, max_target_ratio=0.3),
+                                   MaskStrategy(block_size=None, block_count=2))
+    assert MaskingConfig.from_dict(own.to_dict()) == own
+
+
+@pytest.mark.parametrize("d, where", [
+    ({"sett": "readme"}, "jepa.masking.sett: unknown key"),
+    ({"set": "nope"}, "jepa.masking.set: expected one of readme, "),
+    ({"strategies": []}, "jepa.masking.strategies: expected a non-empty"),
+    ({"strategies": [{"block_size": 3}, {"target_block_size_mean": 3}]},
+     r"jepa.masking.strategies\[1\].target_block_size_mean: unknown key"),
+    ({"strategies": [{"block_size": 0}]}, r"jepa.masking.strategies\[0\].block_size: expected an integer >= 1"),
+    ({"strategies": [{"block_size": None}]}, r"jepa.masking.strategies\[0\].block_count: expected a block count"),
+    ({"strategies": [3]}, r"jepa.masking.strategies: expected a list"),
+    ({"overlap": "dedup"}, "jepa.masking.overlap: expected one of"),
+    ({"overlap": "allow", "min_gap": 1}, "jepa.masking.min_gap: expected 0 unless"),
+    ({"repeat_ngram": -1}, "jepa.masking.repeat_ngram: expected an integer >= 0"),
+])
+def test_masking_config_errors_name_the_key(d, where):
+    with pytest.raises(ConfigError, match=where):
+        MaskingConfig.from_dict(d, path="jepa.masking")
+
+
+def test_masking_config_build_matches_make_masks():
+    """build = make_masks per strategy, in order, drawing from the one generator."""
+    cfg = MaskingConfig(set="head", overlap="allow", last_token="faithful")
+    lengths = torch.tensor(LENGTHS)
+    ids = torch.randint(0, 50, (len(LENGTHS), max(LENGTHS)), generator=torch.Generator().manual_seed(0))
+    got = cfg.build(ids, lengths, mask_generator(3, 1))
+    gen = mask_generator(3, 1)
+    want = [make_masks(lengths, st, gen, overlap="allow", last_token="faithful") for st in HEADSET]
+    assert len(got) == len(HEADSET)
+    for a, b in zip(got, want):
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in Masks.__dataclass_fields__)
+    with pytest.raises(ValueError, match="ids"):
+        cfg.build(ids[:, :10], lengths, mask_generator(3, 1))

@@ -33,10 +33,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from headstart.config import Config, knob
+from headstart.config import Config, ConfigError, knob
 
-__all__ = ["MaskStrategy", "Masks", "MaskDraws", "READMESET", "TOMLSET", "HEADSET", "UL2SET",
-           "STRATEGY_SETS", "FAITHFUL", "mask_generator", "draw_keys", "make_masks",
+__all__ = ["MaskStrategy", "Masks", "MaskDraws", "MaskingConfig", "READMESET", "TOMLSET", "HEADSET", "UL2SET",
+           "READMETOKENS", "RONLY", "STRATEGY_SETS", "FAITHFUL", "mask_generator", "draw_keys", "make_masks",
            "make_masks_reference"]
 
 SBlock = Literal["fixed", "faithful_one_token"]
@@ -108,8 +108,19 @@ UL2SET: tuple[MaskStrategy, ...] = (
 """UL2's seven denoisers (Tay et al. 2023): R (3, .15), (8, .15); X (3, .5), (8, .5), (64, .15),
 (64, .5); S (the last 25 %, one span). Block sizes are caps here, UL2's are span means."""
 
+READMETOKENS: tuple[MaskStrategy, ...] = tuple(
+    s if s.block_size is None else MaskStrategy(name=f"{s.name}t", block_size=1, max_target_ratio=s.max_target_ratio)
+    for s in READMESET)
+"""What the original trained with at commit 6d3f938 (spec §7.1): the readme list with every R/X block
+size 1 (its training loop read the absent ``target_block_size`` as 1, so R/X targets were single
+tokens covering the same ratios); S keeps its real block (the last 25 %)."""
+
+RONLY: tuple[MaskStrategy, ...] = tuple(s for s in READMESET if s.name.startswith("R"))
+"""The readme list's R-denoisers only, (3, .25) and (8, .25): the "R vs R+X+S" ablation."""
+
 STRATEGY_SETS: dict[str, tuple[MaskStrategy, ...]] = {
-    "readme": READMESET, "toml": TOMLSET, "head": HEADSET, "ul2": UL2SET}
+    "readme": READMESET, "toml": TOMLSET, "head": HEADSET, "ul2": UL2SET,
+    "readme_tokens": READMETOKENS, "r_only": RONLY}
 
 
 @dataclass
@@ -354,3 +365,60 @@ def make_masks_reference(lengths: Sequence[int], strategy: MaskStrategy, draws: 
                  predictor_mask=torch.tensor(pm, dtype=torch.bool).reshape(B, P, P), starts=long(st, N),
                  n_blocks=long([x[0] for x in rows], 1).reshape(B), block_size=long([x[1] for x in rows], 1).reshape(B),
                  start_lo=long([x[2] for x in rows], 1).reshape(B), num_starts=long([x[3] for x in rows], 1).reshape(B))
+
+
+@dataclass(frozen=True)
+class MaskingConfig(Config):
+    """The masking of a T-JEPA run (config section ``jepa.masking``): which strategies, the
+    :func:`make_masks` switches, and the optional repeat-aware target dropping.
+
+    ``set`` names a list of :data:`STRATEGY_SETS`; ``strategies`` (a list of :class:`MaskStrategy`
+    dicts, each validated, errors naming ``strategies[i].<key>``) replaces it when given.
+    ``s_block``/``overlap``/``last_token``/``min_gap`` are :func:`make_masks`' switches with its
+    defaults. ``repeat_ngram = n > 0`` drops target blocks that repeat an n-gram of the context
+    (:func:`drop_repeated_targets`); 0 = off."""
+    set: str = "readme"
+    strategies: tuple[dict | MaskStrategy, ...] | None = None
+    s_block: SBlock = "fixed"
+    overlap: Overlap = "forbid"
+    last_token: LastToken = "corrected"
+    min_gap: int = knob(0, ge=0)
+    repeat_ngram: int = knob(0, ge=0)
+
+    def check(self) -> None:
+        super().check()
+        self.expect(self.set in STRATEGY_SETS, "set", "one of " + ", ".join(STRATEGY_SETS))
+        if self.strategies is not None:
+            self.expect(len(self.strategies) > 0, "strategies", "a non-empty list of strategies or null")
+            built = []
+            for i, d in enumerate(self.strategies):
+                if isinstance(d, MaskStrategy):
+                    built.append(d)
+                    continue
+                try:
+                    built.append(MaskStrategy.from_dict(d))
+                except ConfigError as err:
+                    key = f"strategies[{i}]" + (f".{err.key}" if err.key else "")
+                    raise ConfigError(err.detail, key=key) from None
+            self.derive("strategies", tuple(built))
+        self.expect(self.min_gap == 0 or self.overlap == "forbid", "min_gap", "0 unless overlap is 'forbid'")
+
+    def strategy_list(self) -> tuple[MaskStrategy, ...]:
+        """The strategies: ``strategies`` if given, else the named ``set``."""
+        return self.strategies if self.strategies is not None else STRATEGY_SETS[self.set]
+
+    def build(self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator) -> list[Masks]:
+        """The masks of every strategy, in order, for a right-padded batch ``ids`` (B, T) of true
+        ``lengths`` (B,), all drawn from the one ``generator`` (one :func:`draw_keys` per strategy,
+        in order), with repeated targets dropped when ``repeat_ngram > 0``."""
+        if ids.ndim != 2 or ids.shape[0] != lengths.shape[0] or ids.shape[1] < int(lengths.max()):
+            raise ValueError(f"ids: expected (B, T) with B = {lengths.shape[0]} and T >= max length "
+                             f"{int(lengths.max())}, got {tuple(ids.shape)}")
+        if self.repeat_ngram:
+            raise NotImplementedError("repeat_ngram > 0: repeat-aware target dropping is not implemented yet")
+        out = []
+        for strategy in self.strategy_list():
+            m = make_masks(lengths, strategy, generator, s_block=self.s_block, overlap=self.overlap,
+                           last_token=self.last_token, min_gap=self.min_gap)
+            out.append(m)
+        return out
