@@ -20,10 +20,14 @@ from headstart.jepa.masking import (
     MaskStrategy,
     Masks,
     draw_keys,
+    drop_repeated_targets,
+    drop_repeated_targets_reference,
     make_masks,
     make_masks_reference,
     mask_generator,
+    repeat_counts,
 )
+from headstart.data.synthetic import stories
 
 S_DICT = READMESET[-1]
 SWITCHES = [dict(s_block=s, overlap=o, last_token=t) for s, o, t in itertools.product(
@@ -290,3 +294,192 @@ def test_masking_config_build_matches_make_masks():
         assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in Masks.__dataclass_fields__)
     with pytest.raises(ValueError, match="ids"):
         cfg.build(ids[:, :10], lengths, mask_generator(3, 1))
+
+
+# ----------------------------------------------------------------------- repeat-aware targets
+
+R3Q = MaskStrategy(block_size=3, max_target_ratio=0.25)     # L = 40: 3 blocks of 3, context = the rest
+
+
+def distinct(m: Masks, T: int) -> torch.Tensor:
+    """Token ids that are all different (no n-gram repeats anywhere)."""
+    B = m.target_idx.shape[0]
+    return torch.arange(B * T).view(B, T)
+
+
+def context_set(m: Masks, b: int) -> set[int]:
+    return set(m.context_idx[b][m.context_mask[b]].tolist())
+
+
+def windows(m: Masks, b: int, L: int, n: int, avoid: list[int]) -> tuple[list[int], list[int]]:
+    """Starts of n-token windows avoiding ``avoid``: all in the context / touching another target."""
+    ctx, inside, touching = context_set(m, b), [], []
+    for p in range(L - n + 1):
+        w = set(range(p, p + n))
+        if w & set(avoid):
+            continue
+        (inside if w <= ctx else touching if w & ctx else []).append(p)
+    return inside, touching
+
+
+def repeats(tok: list[int], ctx: set[int], block: list[int], n: int) -> int:
+    """Naive: how many m-grams (m = min(n, len(block))) of the block occur on context positions only?"""
+    m = min(n, len(block))
+    seen = [tuple(tok[p:p + m]) for p in range(len(tok) - m + 1) if all(p + k in ctx for k in range(m))]
+    return sum(tuple(tok[block[i]:block[i] + m]) in seen for i in range(len(block) - m + 1))
+
+
+def check_predictor(m: Masks) -> None:
+    """The predictor mask's structure: every row sees the valid context, context rows no target,
+    each valid target slot its own block's valid slots only."""
+    C, N, S = m.context_idx.shape[1], m.num_blocks, m.block_width
+    pm = m.predictor_mask
+    assert pm.shape[1:] == (C + N * S, C + N * S)
+    assert torch.equal(m.predictor_idx, torch.cat([m.context_idx, m.target_idx], 1))
+    assert torch.equal(pm[:, :, :C], m.context_mask[:, None, :].expand(-1, C + N * S, -1))
+    tgt = pm[:, C:, C:].reshape(-1, N, S, N, S)
+    ok = m.target_mask.view(-1, N, S)
+    want = torch.eye(N, dtype=torch.bool)[None, :, None, :, None] & ok[:, :, :, None, None] & ok[:, None, None, :, :]
+    assert torch.equal(tgt, want)
+    assert torch.equal(ok.any(-1), torch.arange(N)[None, :] < m.n_blocks[:, None])   # valid blocks = a prefix
+    assert (m.n_blocks >= 1).all()
+
+
+def test_repeat_copy_in_context_is_dropped():
+    m = masks([40] * 4, R3Q, 2)
+    assert (m.n_blocks == 3).all()
+    for n, copy in ((3, 3), (2, 2), (2, 3)):
+        ids = distinct(m, 40)
+        for b in range(4):
+            first = blocks(m, b)[0]
+            inside, _ = windows(m, b, 40, copy, first)
+            ids[b, inside[0]:inside[0] + copy] = ids[b, first[0]:first[0] + copy]
+        d = drop_repeated_targets(m, ids, n)
+        for b in range(4):
+            assert blocks(d, b) == blocks(m, b)[1:], (n, copy, b)
+        assert torch.equal(d.context_idx, m.context_idx) and torch.equal(d.context_mask, m.context_mask)
+        check_predictor(d)
+    ids = distinct(m, 40)                    # a 2-token copy is no 3-gram repeat
+    for b in range(4):
+        first = blocks(m, b)[0]
+        inside, _ = windows(m, b, 40, 2, first)
+        ids[b, inside[0]:inside[0] + 2] = ids[b, first[0]:first[0] + 2]
+    d = drop_repeated_targets(m, ids, 3)
+    assert all(blocks(d, b) == blocks(m, b) for b in range(4))
+
+
+def test_repeat_touching_a_target_is_no_context_occurrence():
+    m = masks([40] * 6, R3Q, 4)
+    ids, hits = distinct(m, 40), 0
+    for b in range(6):
+        first = blocks(m, b)[0]
+        _, touching = windows(m, b, 40, 3, first)
+        if touching:
+            hits += 1
+            ids[b, touching[0]:touching[0] + 3] = ids[b, first[0]:first[0] + 3]
+    assert hits >= 4
+    d = drop_repeated_targets(m, ids, 3)
+    assert all(blocks(d, b) == blocks(m, b) for b in range(6))
+    assert (repeat_counts(m, ids, 3) == 0).all()
+
+
+def test_repeat_short_block_uses_the_whole_block():
+    st = MaskStrategy(block_size=2, max_target_ratio=0.1)    # L = 40: 2 blocks of 2
+    m = masks([40] * 3, st, 1)
+    assert (m.block_size == 2).all() and (m.n_blocks == 2).all()
+    for copy, dropped in ((2, True), (1, False)):
+        ids = distinct(m, 40)
+        for b in range(3):
+            first = blocks(m, b)[0]
+            inside, _ = windows(m, b, 40, 2, first)
+            ids[b, inside[0]:inside[0] + copy] = ids[b, first[0]:first[0] + copy]
+        d = drop_repeated_targets(m, ids, 3)
+        assert all(blocks(d, b) == (blocks(m, b)[1:] if dropped else blocks(m, b)) for b in range(3))
+
+
+def test_repeat_keeps_the_block_with_fewest_repeats():
+    st = MaskStrategy(block_size=8, max_target_ratio=0.25)   # L = 128: 4 blocks of 8
+    m = masks([128] * 2, st, 6)
+    assert (m.n_blocks == 4).all()
+    d = drop_repeated_targets(m, torch.zeros(2, 128, dtype=torch.long), 3)   # every block repeats 6 times
+    assert (d.n_blocks == 1).all() and all(blocks(d, b) == blocks(m, b)[:1] for b in range(2))
+    check_predictor(d)
+    ids = distinct(m, 128)
+    for b in range(2):
+        bl, ctx, p = blocks(m, b), context_set(m, b), 0
+        for j, k in ((0, 4), (1, 4), (2, 3), (3, 4)):        # 2, 2, 1, 2 repeated 3-grams
+            while not set(range(p, p + k)) <= ctx:
+                p += 1
+            ids[b, p:p + k] = ids[b, bl[j][0]:bl[j][0] + k]
+            p += k
+    assert repeat_counts(m, ids, 3).tolist() == [[2, 2, 1, 2]] * 2
+    d = drop_repeated_targets(m, ids, 3)
+    assert all(blocks(d, b) == [blocks(m, b)[2]] for b in range(2))
+    assert blocks(drop_repeated_targets_reference(m, ids, 3), 1) == [blocks(m, 1)[2]]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_repeat_invariants_and_reference(n):
+    gen = torch.Generator().manual_seed(n)
+    for st, vocab, kw in ((R3Q, 4, {}), (READMESET[1], 8, {"overlap": "allow"}), (READMESET[4], 3, {}),
+                          (READMESET[-1], 5, {}), (HEADSET[0], 2 ** 40, {}), (COUNT4, 6, {"min_gap": 1})):
+        lengths = torch.randint(1, 70, (6,), generator=gen)
+        ids = torch.randint(0, vocab, (6, int(lengths.max())), generator=gen)
+        m = make_masks(lengths, st, gen, **kw)
+        d = drop_repeated_targets(m, ids, n)
+        ref = drop_repeated_targets_reference(m, ids, n)
+        for f in Masks.__dataclass_fields__:
+            x, y = getattr(d, f), getattr(ref, f)
+            assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), (st, n, f)
+        check_predictor(d)
+        assert torch.equal(d.context_idx, m.context_idx) and torch.equal(d.context_mask, m.context_mask)
+        for b in range(6):
+            tok, ctx = ids[b].tolist(), context_set(m, b)
+            old, new = blocks(m, b), blocks(d, b)
+            assert new == [x for x in old if x in new] and len(new) >= 1       # kept blocks, in order
+            counts = [repeats(tok, ctx, x, n) for x in old]
+            assert counts == repeat_counts(m, ids, n)[b, :len(old)].tolist()
+            if min(counts) == 0:
+                assert new == [x for x, c in zip(old, counts) if c == 0]
+            else:
+                assert new == [old[counts.index(min(counts))]]
+
+
+def test_repeat_build_and_bad_inputs():
+    lengths = torch.tensor(LENGTHS)
+    ids = torch.randint(0, 5, (len(LENGTHS), max(LENGTHS)), generator=torch.Generator().manual_seed(1))
+    cfg = MaskingConfig(set="r_only", repeat_ngram=2)
+    got, gen = cfg.build(ids, lengths, mask_generator(0, 0)), mask_generator(0, 0)
+    for a, st in zip(got, STRATEGY_SETS["r_only"]):
+        b = drop_repeated_targets(make_masks(lengths, st, gen), ids, 2)
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in Masks.__dataclass_fields__)
+    m = make_masks(lengths, R3Q, mask_generator(0, 0))
+    with pytest.raises(ValueError, match="n:"):
+        drop_repeated_targets(m, ids, 0)
+    with pytest.raises(ValueError, match="ids"):
+        drop_repeated_targets(m, ids[:, :50], 3)
+    with pytest.raises(ValueError, match="ids"):
+        drop_repeated_targets(m, ids - 1, 3)
+
+
+def test_repeat_share_on_stories():
+    """Stories (synthetic TinyStories-like text, bytes) repeat their own 3-grams far more than
+    the same bytes shuffled within each story: the dropped share is a property of text."""
+    docs = [s.strip().encode()[:256] for s in stories(150, seed=1).split("<|endoftext|>") if len(s.strip()) >= 64]
+    lengths = torch.tensor([len(d) for d in docs])
+    ids = torch.zeros(len(docs), int(lengths.max()), dtype=torch.long)
+    for i, d in enumerate(docs):
+        ids[i, :len(d)] = torch.tensor(list(d))
+    gen = torch.Generator().manual_seed(0)
+    shuffled = ids.clone()
+    for i, L in enumerate(lengths.tolist()):
+        shuffled[i, :L] = ids[i, torch.randperm(L, generator=gen)]
+    share = {}
+    for name, x in (("text", ids), ("shuffled", shuffled)):
+        before = after = 0
+        for st in READMESET[:4]:
+            m = make_masks(lengths, st, mask_generator(0, 0))
+            before += int(m.n_blocks.sum())
+            after += int(drop_repeated_targets(m, x, 3).n_blocks.sum())
+        share[name] = 1 - after / before
+    assert 0.2 < share["text"] < 0.8 and share["text"] > 3 * share["shuffled"], share

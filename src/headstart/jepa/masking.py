@@ -23,6 +23,11 @@ float64 key per position for the starts, one for the context), so :func:`make_ma
 a per-sample pure-Python version of the same algorithm, builds the identical masks from the same
 draws. Corrections of the original's bugs (spec §7 items 2 and 4) sit behind named switches whose
 defaults are the corrected behaviour; ``**FAITHFUL`` selects the original's.
+
+:func:`drop_repeated_targets` (repeat-aware targets, an item of the original's readme that it never
+coded) drops the target blocks whose n-grams also occur in the context, so they cannot be solved by
+copying. :class:`MaskingConfig` (config section ``jepa.masking``) names the strategies and switches
+and builds every strategy's masks for a batch.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from headstart.config import Config, ConfigError, knob
 
 __all__ = ["MaskStrategy", "Masks", "MaskDraws", "MaskingConfig", "READMESET", "TOMLSET", "HEADSET", "UL2SET",
            "READMETOKENS", "RONLY", "STRATEGY_SETS", "FAITHFUL", "mask_generator", "draw_keys", "make_masks",
-           "make_masks_reference"]
+           "make_masks_reference", "repeat_counts", "drop_repeated_targets", "drop_repeated_targets_reference"]
 
 SBlock = Literal["fixed", "faithful_one_token"]
 Overlap = Literal["allow", "forbid"]
@@ -414,11 +419,168 @@ class MaskingConfig(Config):
         if ids.ndim != 2 or ids.shape[0] != lengths.shape[0] or ids.shape[1] < int(lengths.max()):
             raise ValueError(f"ids: expected (B, T) with B = {lengths.shape[0]} and T >= max length "
                              f"{int(lengths.max())}, got {tuple(ids.shape)}")
-        if self.repeat_ngram:
-            raise NotImplementedError("repeat_ngram > 0: repeat-aware target dropping is not implemented yet")
         out = []
         for strategy in self.strategy_list():
             m = make_masks(lengths, strategy, generator, s_block=self.s_block, overlap=self.overlap,
                            last_token=self.last_token, min_gap=self.min_gap)
-            out.append(m)
+            out.append(drop_repeated_targets(m, ids, self.repeat_ngram) if self.repeat_ngram else m)
         return out
+
+
+# ------------------------------------------------------------------------ repeat-aware targets
+
+def _check_ids(masks: Masks, ids: torch.Tensor, n: int) -> None:
+    if n < 1:
+        raise ValueError(f"n: expected an n-gram length >= 1, got {n}")
+    B = masks.target_idx.shape[0]
+    if ids.ndim != 2 or ids.shape[0] != B or ids.dtype not in (torch.long, torch.int32):
+        raise ValueError(f"ids: expected a (B, T) integer tensor with B = {B}, got {tuple(ids.shape)} {ids.dtype}")
+    if ids.numel() and int(ids.min()) < 0:
+        raise ValueError(f"ids: expected token ids >= 0, got {int(ids.min())}")
+    top = max(int(masks.target_idx.max()), int(masks.context_idx.max()))
+    if top >= ids.shape[1]:
+        raise ValueError(f"ids: expected at least {top + 1} positions (the masks index them), got {ids.shape[1]}")
+
+
+def _gram_keys(ids: torch.Tensor, m: int) -> torch.Tensor:
+    """(B, T) int64 keys of the ``m``-grams starting at each position (past the end: a filler
+    symbol), equal exactly when the ``m`` tokens are: the tokens packed in base ``V`` (max id + 2,
+    the filler included), re-ranked to dense ids by ``torch.unique`` whenever one more token would
+    overflow int64 (so any vocabulary and any ``m``, no hashing)."""
+    B, T = ids.shape
+    ids = ids.long()
+    V = int(ids.max()) + 2
+    x = torch.cat([ids, torch.full((B, m - 1), V - 1, dtype=torch.long, device=ids.device)], 1)
+    key, bound = x[:, :T], V
+    for k in range(1, m):
+        if bound > (1 << 62) // V:
+            key = torch.unique(key, return_inverse=True)[1]
+            bound = int(key.max()) + 1
+            if bound > (1 << 62) // V:
+                raise ValueError(f"ids: {B}x{T} tokens of ids up to {V - 2} do not pack into int64 keys")
+        key, bound = key * V + x[:, k:k + T], bound * V
+    return key
+
+
+def repeat_counts(masks: Masks, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, N) long (vectorised, exact): for each valid target block, how many of its ``m``-grams (``m = min(n,
+    size_b)``; one whole-block gram when the block is shorter than ``n``) also occur at ``m``
+    consecutive positions that are all in the sample's context; 0 for padding blocks."""
+    _check_ids(masks, ids, n)
+    B, T = ids.shape
+    dev = ids.device
+    in_ctx = torch.zeros((B, T + 1), dtype=torch.bool, device=dev)
+    in_ctx.scatter_(1, torch.where(masks.context_mask, masks.context_idx, T), True)
+    run = torch.cat([torch.zeros((B, 1), dtype=torch.long, device=dev), in_ctx[:, :T].long().cumsum(1)], 1)
+    gram = masks.block_size.clamp_max(n)                                  # (B,) m_b
+    pos = torch.arange(T, device=dev)
+    hit = torch.zeros((B, T), dtype=torch.bool, device=dev)
+    for m in torch.unique(gram).tolist():                                 # 1 or 2 values, not per sample
+        key = _gram_keys(ids, m)
+        ends = (pos + m).clamp_max(T)
+        ctx_gram = (run.gather(1, ends[None, :].expand(B, -1)) - run[:, :T] == m) & (pos + m <= T)
+        table = torch.sort(torch.where(ctx_gram, key, torch.iinfo(torch.long).max), dim=1).values
+        at = torch.searchsorted(table, key).clamp_max(T - 1)
+        hit = torch.where((gram == m)[:, None], table.gather(1, at) == key, hit)
+    cum = torch.cat([torch.zeros((B, 1), dtype=torch.long, device=dev), hit.long().cumsum(1)], 1)
+    starts = masks.starts
+    last = (starts + (masks.block_size - gram + 1)[:, None]).clamp_max(T)   # one past the last gram start
+    count = cum.gather(1, last) - cum.gather(1, starts)
+    valid = torch.arange(masks.num_blocks, device=dev)[None, :] < masks.n_blocks[:, None]
+    return torch.where(valid, count, 0)
+
+
+def _keep_blocks(counts: list[int]) -> list[int]:
+    """The blocks kept of one sample's valid blocks' repeat ``counts``: those with none, else the
+    first one with the fewest (a sample keeps at least one target block)."""
+    keep = [j for j, c in enumerate(counts) if c == 0]
+    return keep or [counts.index(min(counts))]
+
+
+def drop_repeated_targets(masks: Masks, ids: torch.Tensor, n: int) -> Masks:
+    """``masks`` without the target blocks that can be solved by copying: a valid block is dropped
+    when any ``n``-gram of its tokens (the whole block when it is shorter than ``n``) also occurs
+    at ``n`` consecutive positions that are **all** in the sample's context (an occurrence that
+    touches a target or padding position does not count). This implements the original readme's
+    TODO "mask out targets with reoccurring token sequences", which no code of the original does.
+
+    - A sample keeps at least one block: when every block repeats, the one with the fewest
+      repeated n-grams (the first of those) stays. So every sample keeps a target and no strategy
+      loss ever divides by zero valid slots; the samples whose all blocks repeat are rare at
+      block sizes >= n (they are the rule for 1-token blocks, whose token is usually elsewhere).
+    - Kept blocks move to the front in their order (valid blocks stay the prefix ``j < n_b``;
+      ``n_blocks`` becomes the kept count), dropped blocks follow as padding with their indices;
+      ``N`` shrinks to the largest kept count. The context is unchanged (dropped tokens stay out
+      of it); the target mask, predictor indices and block-diagonal predictor mask are rebuilt.
+
+    ``ids``: the (B, T) token ids the masks index. Exact (no hashing), vectorised over the batch
+    (:func:`drop_repeated_targets_reference` is the per-sample version)."""
+    dev = ids.device
+    B, N, S = masks.target_idx.shape[0], masks.num_blocks, masks.block_width
+    counts = repeat_counts(masks, ids, n)
+    j = torch.arange(N, device=dev)
+    valid = j[None, :] < masks.n_blocks[:, None]
+    keep = valid & (counts == 0)
+    fewest = torch.where(valid, counts, torch.iinfo(torch.long).max).argmin(1)   # first minimum
+    keep |= (~keep.any(1))[:, None] & (j[None, :] == fewest[:, None])
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)
+    n_new = keep.sum(1)
+    N2 = int(n_new.max())
+    order = order[:, :N2]
+    idx = masks.target_idx.view(B, N, S).gather(1, order[:, :, None].expand(-1, -1, S)).reshape(B, N2 * S)
+    slot = torch.arange(S, device=dev)
+    tmask = ((j[None, :N2] < n_new[:, None])[:, :, None] & (slot[None, :] < masks.block_size[:, None])[:, None, :])
+    tmask = tmask.reshape(B, N2 * S)
+    C = masks.context_idx.shape[1]
+    P = C + N2 * S
+    pmask = torch.zeros((B, P, P), dtype=torch.bool, device=dev)
+    pmask[:, :, :C] = masks.context_mask[:, None, :]
+    block = torch.arange(N2 * S, device=dev) // S
+    pmask[:, C:, C:] = (block[:, None] == block[None, :]) & tmask[:, :, None] & tmask[:, None, :]
+    return Masks(target_idx=idx, target_mask=tmask, context_idx=masks.context_idx,
+                 context_mask=masks.context_mask, predictor_idx=torch.cat([masks.context_idx, idx], 1),
+                 predictor_mask=pmask, starts=masks.starts.gather(1, order), n_blocks=n_new,
+                 block_size=masks.block_size, start_lo=masks.start_lo, num_starts=masks.num_starts)
+
+
+def drop_repeated_targets_reference(masks: Masks, ids: torch.Tensor, n: int) -> Masks:
+    """:func:`drop_repeated_targets` one sample at a time in plain Python (sets of token tuples,
+    CPU tensors out): the reference the vectorised version must equal exactly."""
+    _check_ids(masks, ids, n)
+    B, N, S = masks.target_idx.shape[0], masks.num_blocks, masks.block_width
+    rows = []
+    for b in range(B):
+        tok = ids[b].tolist()
+        ctx = set(masks.context_idx[b][masks.context_mask[b]].tolist())
+        nb, sz = int(masks.n_blocks[b]), int(masks.block_size[b])
+        m = min(n, sz)
+        grams = {tuple(tok[p:p + m]) for p in range(len(tok) - m + 1) if all(p + k in ctx for k in range(m))}
+        starts = masks.starts[b].tolist()
+        counts = [sum(tuple(tok[s + i:s + i + m]) in grams for i in range(sz - m + 1)) for s in starts[:nb]]
+        keep = _keep_blocks(counts)
+        rows.append((len(keep), sz, keep + [j for j in range(N) if j not in keep]))
+    N2 = max(k for k, _, _ in rows)
+    C = masks.context_idx.shape[1]
+    P = C + N2 * S
+    t_idx, t_mask, st, pm = [], [], [], []
+    for b, (k, sz, order) in enumerate(rows):
+        blocks = masks.target_idx[b].view(N, S).tolist()
+        t_idx.append([i for j in order[:N2] for i in blocks[j]])
+        tm = [j < k and slot < sz for j in range(N2) for slot in range(S)]
+        t_mask.append(tm)
+        starts = masks.starts[b].tolist()
+        st.append([starts[j] for j in order[:N2]])
+        ctx = masks.context_mask[b].tolist()
+        rows_b = [ctx + [False] * (N2 * S) for _ in range(P)]
+        for a in range(N2 * S):
+            for c in range(N2 * S):
+                rows_b[C + a][C + c] = tm[a] and tm[c] and a // S == c // S
+        pm.append(rows_b)
+    target_idx = torch.tensor(t_idx, dtype=torch.long).reshape(B, N2 * S)
+    return Masks(target_idx=target_idx, target_mask=torch.tensor(t_mask, dtype=torch.bool).reshape(B, N2 * S),
+                 context_idx=masks.context_idx, context_mask=masks.context_mask,
+                 predictor_idx=torch.cat([masks.context_idx, target_idx], 1),
+                 predictor_mask=torch.tensor(pm, dtype=torch.bool).reshape(B, P, P),
+                 starts=torch.tensor(st, dtype=torch.long).reshape(B, N2),
+                 n_blocks=torch.tensor([k for k, _, _ in rows], dtype=torch.long), block_size=masks.block_size,
+                 start_lo=masks.start_lo, num_starts=masks.num_starts)
