@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
@@ -215,8 +215,8 @@ def pretrain_jepa(data: Mapping[str, Any], model: Mapping[str, Any], masking: Ma
     vocab_size/block_size, :class:`MaskingConfig`, :class:`JepaTrainConfig`); ``seed`` seeds the
     initialisation, the data order and the masks. Each micro-batch's loss is the mean of the
     strategies' losses (per-strategy values logged as ``train_loss_<strategy>``). Returns the tidy
-    rows (run_info objective 'jepa', ``variant``, ``seed``; ``attrs['steps']``) and the trained model; resumes from
-    ``checkpoint`` when it exists."""
+    rows (run_info objective 'jepa', ``variant``, ``seed``; ``attrs['steps']``) and the trained
+    model; resumes from ``checkpoint`` when it exists."""
     cfg = _model_config(data, model)
     mask_cfg = MaskingConfig.from_dict(masking, path="jepa.masking")
     tc = JepaTrainConfig.from_dict(train, path="jepa.train")
@@ -255,9 +255,9 @@ def pretrain_jepa(data: Mapping[str, Any], model: Mapping[str, Any], masking: Ma
         m.update_target(ema_momentum(step - 1, tc.steps, tc.ema_start, tc.ema_end))
 
     rows = _run(net, batch_fn, loss_fn, tc, seed, progress, checkpoint=checkpoint, evaluate=evaluate,
-                      device=device, run_info={"objective": "jepa", "variant": variant, "seed": seed},
-                      model_config={"model": cfg.to_dict(), "masking": dict(masking), "train": tc.to_dict()},
-                      on_update=on_update, ema=True)
+                device=device, run_info={"objective": "jepa", "variant": variant, "seed": seed},
+                model_config={"model": cfg.to_dict(), "masking": dict(masking), "train": tc.to_dict()},
+                on_update=on_update, ema=True)
     return rows, net
 
 
@@ -365,8 +365,8 @@ def pretrain_mlm(data: Mapping[str, Any], model: Mapping[str, Any], mlm: Mapping
         return _monitors(total / n, torch.cat(pooled), torch.cat(tokens))
 
     rows = _run(net, batch_fn, lambda m, b: _mlm_loss(m, b), tc, seed, progress, checkpoint=checkpoint,
-                      evaluate=evaluate, device=device, run_info={"objective": "mlm", "variant": "mlm", "seed": seed},
-                      model_config={"model": cfg.to_dict(), "mlm": mcfg.to_dict(), "train": tc.to_dict()}, ema=False)
+                evaluate=evaluate, device=device, run_info={"objective": "mlm", "variant": "mlm", "seed": seed},
+                model_config={"model": cfg.to_dict(), "mlm": mcfg.to_dict(), "train": tc.to_dict()}, ema=False)
     return rows, net
 
 
