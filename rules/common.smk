@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 
-from headstart.config import ConfigError, validate_workflow_config
+from headstart.config import ConfigError, merge_overrides, validate_workflow_config
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
 from headstart.reference.parity import BAR_KEYS as PARITY_BARS
@@ -23,7 +23,7 @@ from headstart.up.evalsets import DATA_EVALSETS as UP_DATA_EVALSETS
 from headstart.workflow import script_code
 
 #: Every study of the paper, in the order of the claims ledger.
-STUDIES = ["reference", "growth", "up"]
+STUDIES = ["reference", "growth", "up", "jepa"]
 
 try:
     validate_workflow_config(config, Path(workflow.basedir) / "config.schema.yaml")
@@ -303,3 +303,59 @@ def up_walltimes():
 def up_sweep_runs():
     """The sweep's pre-training metrics: one run per swept temperature, the first replicate seed."""
     return [f"results/up/pretrain/{name}/s{up_seeds()[0]}/metrics.parquet" for name in up_sweep_sources()]
+
+
+# ---------------------------------------------------------------------------------------- jepa
+
+
+def jepa_seeds():
+    """The JEPA study's replicate seeds (config jepa.seeds): one pre-training run per variant and
+    seed, one MLM run per seed; the probes of seed s read the encoders of seed s."""
+    return list(config["jepa"]["seeds"])
+
+
+def jepa_variants():
+    """The JEPA variants that run: 'main' first, then the ablations named in config jepa.ablations
+    (defined in config jepa.variants)."""
+    return ["main"] + [v for v in config["jepa"]["ablations"] if v != "main"]
+
+
+def jepa_variant(name, part):
+    """The ``model`` or ``masking`` settings of JEPA variant ``name``: config jepa.<part> with the
+    variant's overrides (config jepa.variants) merged in."""
+    return merge_overrides(config["jepa"][part], config["jepa"]["variants"][name].get(part))
+
+
+def jepa_pretrains(what="metrics.parquet"):
+    """One file of every JEPA pre-training run: variant x seed."""
+    return [f"results/jepa/pretrain/{v}/s{s}/{what}" for v in jepa_variants() for s in jepa_seeds()]
+
+
+def jepa_mlms(what="metrics.parquet"):
+    """One file of every equal-budget MLM run: one per seed."""
+    return [f"results/jepa/mlm/s{s}/{what}" for s in jepa_seeds()]
+
+
+def jepa_probes():
+    """Every SST-2 probe: each JEPA variant's encoder, the MLM encoder, a random-init encoder and the
+    bag of the main JEPA encoder's token embeddings, per seed."""
+    encoders = [f"jepa/{v}" for v in jepa_variants()] + ["mlm", "random", "bag"]
+    return [f"results/jepa/probe/{e}/s{s}.parquet" for e in encoders for s in jepa_seeds()]
+
+
+def jepa_probe_encoder(wildcards):
+    """The encoder file a probe reads: none for the random encoder (built from the config), the main
+    JEPA encoder for the bag of its embeddings."""
+    e, s = wildcards.encoder, wildcards.seed
+    if e == "random":
+        return []
+    if e == "mlm":
+        return [f"results/jepa/mlm/s{s}/encoder.pt"]
+    variant = "main" if e == "bag" else e.split("/", 1)[1]
+    return [f"results/jepa/pretrain/{variant}/s{s}/encoder.pt"]
+
+
+def jepa_probe_model(encoder):
+    """The main JEPA model settings, for the random-init encoder only (the others read their file)."""
+    return jepa_variant("main", "model") if encoder == "random" else {}
+

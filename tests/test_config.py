@@ -31,6 +31,7 @@ NO_OUT_OF_RANGE = {
     "data_dir": "a free path (any folder name is valid)",
     "up.evalsets.files": "an empty mapping of free paths (config.yaml)",
     "up.evalsets.files.notes": "a free path (any file name is valid)",
+    "jepa.variants.main": "the empty mapping of the reference run (anything else is rejected)",
 }  # and every boolean
 
 
@@ -269,7 +270,9 @@ def test_schema_numbers_are_bounded_and_objects_closed():
     free = {"properties.up.properties.sources.additionalProperties",
             "properties.up.properties.pretrain.properties.model",
             "properties.up.properties.pretrain.properties.train",
-            "properties.up.properties.finetune.properties.train"}
+            "properties.up.properties.finetune.properties.train"} | {
+            f"properties.jepa.properties.{k}" for k in ("data", "model", "masking", "train", "mlm", "probe")} | {
+            f"properties.jepa.properties.variants.additionalProperties.properties.{k}" for k in ("model", "masking")}
     problems = []
 
     def walk(node, where):
@@ -294,7 +297,8 @@ def test_schema_numbers_are_bounded_and_objects_closed():
 
 CONFIG_MODULES = ["headstart.models.transformer", "headstart.models.gpt", "headstart.models.bert",
                   "headstart.growth.model", "headstart.up.model", "headstart.up.base", "headstart.up.lstm",
-                  "headstart.up.sources", "headstart.train.loop"]
+                  "headstart.up.sources", "headstart.train.loop", "headstart.jepa.data", "headstart.jepa.masking",
+                  "headstart.jepa.model", "headstart.jepa.train", "headstart.jepa.probe"]
 
 
 def all_config_classes():

@@ -498,12 +498,59 @@ def _code_errors(config: dict) -> list[str]:
             errors.append(f"up.budget.pre_units: pre-training shares {long} x unit_steps {b['unit_steps']} "
                           f"exceed up.pretrain.train.steps = {pre_train.steps}")
 
+    errors += _jepa_errors(config["jepa"], attempt)
+
     # up: evaluation sets
     files = up["evalsets"].get("files") or {}
     clash = sorted(set(files) & (set(up["evalsets"]["names"]) | {"wp"} | set(up["evalsets"].get("data") or [])))
     if clash:
         errors.append(f"up.evalsets.files: names {clash} are taken by the synthetic sets (up.evalsets.names), "
                       "the data-layer sets (up.evalsets.data) or enwik8 (wp)")
+    return errors
+
+
+def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, nested mappings key by key (lists and scalars replace)."""
+    out = dict(base)
+    for k, v in (overrides or {}).items():
+        out[k] = merge_overrides(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def _jepa_errors(jepa: dict, attempt) -> list[str]:
+    """The JEPA section through its config classes; each variant's merged model and masking too."""
+    from headstart.jepa.data import JepaDataConfig
+    from headstart.jepa.masking import MaskingConfig
+    from headstart.jepa.model import JEPAConfig
+    from headstart.jepa.probe import ProbeConfig
+    from headstart.jepa.train import JepaTrainConfig, MLMConfig
+
+    errors: list[str] = []
+    data = attempt(JepaDataConfig.from_dict, jepa["data"], path="jepa.data")
+    for key in ("vocab_size", "block_size"):
+        if key in jepa["model"]:
+            errors.append(f"jepa.model.{key}: set from the tokenized data (jepa.data); remove it here")
+    if jepa["variants"]["main"]:
+        errors.append(f"jepa.variants.main: the reference run of the ablations takes jepa.model and jepa.masking "
+                      f"as they are; expected {{}}, got {show(jepa['variants']['main'])}")
+    undefined = [v for v in jepa["ablations"] if v not in jepa["variants"] or v == "main"]
+    if undefined:
+        errors.append(f"jepa.ablations: {', '.join(map(show, undefined))} not defined in jepa.variants "
+                      f"(or main, which always runs; defined: {_names(jepa['variants'])})")
+    for name, over in jepa["variants"].items():     # main: the sections as they are
+        for part, cls in (("model", JEPAConfig), ("masking", MaskingConfig)):
+            if name != "main" and not over.get(part):
+                continue                              # no overrides: checked as main
+            merged = merge_overrides(jepa[part], over.get(part))
+            if part == "model":
+                merged = {k: v for k, v in merged.items() if k not in ("vocab_size", "block_size")}
+            attempt(cls.from_dict, merged, path=f"jepa.{part}" if name == "main" else f"jepa.variants.{name}.{part}")
+    train = attempt(JepaTrainConfig.from_dict, jepa["train"], path="jepa.train")
+    attempt(MLMConfig.from_dict, jepa["mlm"], path="jepa.mlm")
+    attempt(ProbeConfig.from_dict, jepa["probe"], path="jepa.probe")
+    if train is not None and data is not None and train.eval_docs > data.val_docs:
+        errors.append(f"jepa.train.eval_docs: expected at most jepa.data.val_docs = {data.val_docs}, "
+                      f"got {train.eval_docs}")
     return errors
 
 

@@ -228,11 +228,14 @@ def pretrain_jepa(data: Mapping[str, Any], model: Mapping[str, Any], masking: Ma
     def batch_fn(i: int, micro: int) -> dict[str, Any]:
         k = i * tc.grad_accum + micro
         b = docs.get(k)
-        masks = mask_cfg.build(b["ids"], b["lengths"], mask_generator(seed, k))
-        return {**b, "masks": [_masks_dict(m) for m in masks], **_counts(b)}
+        return {**b, "mask_key": k, **_counts(b)}
 
     def loss_fn(m: JEPA, b: Mapping[str, Any]) -> dict[str, Any]:
-        loss, stats = m.loss(b["ids"], b["attn_mask"], [Masks(**d) for d in b["masks"]])
+        # The masks are built here, on the training device (a GPU step is far shorter than building
+        # them on the CPU would take); the random keys are drawn on the CPU, so they are the same
+        # masks on every device.
+        masks = mask_cfg.build(b["ids"], b["lengths"], mask_generator(seed, b["mask_key"]))
+        loss, stats = m.loss(b["ids"], b["attn_mask"], masks)
         return {"loss": loss, **{f"loss_{name}": stats[f"loss_{k}"] for k, name in enumerate(names)}}
 
     val = _eval_set(data, tc.eval_docs, tc.batch_size)
