@@ -18,6 +18,7 @@ from pathlib import Path
 from headstart.config import ConfigError, merge_overrides, validate_workflow_config
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
+from headstart.jepa.data import SST2_KEYS as JEPA_SST2_KEYS
 from headstart.reference.parity import BAR_KEYS as PARITY_BARS
 from headstart.up.evalsets import DATA_EVALSETS as UP_DATA_EVALSETS
 from headstart.workflow import script_code

@@ -18,16 +18,13 @@ rule jepa:
 rule jepa_data:
     input:
         stories=data_files("tinystories", "train.txt")[0],
-        sst2_train=data_files("sst2", "train.tsv")[0],
-        sst2_dev=data_files("sst2", "dev.tsv")[0],
         code=code("jepa_data"),
     output:
         tokenizer="results/jepa/data/tokenizer.json",
         stories="results/jepa/data/stories.pt",
-        sst2="results/jepa/data/sst2.pt",
         stats="results/jepa/data/stats.json",
     params:
-        settings=config["jepa"]["data"],
+        settings=without(config["jepa"]["data"], *JEPA_SST2_KEYS),
         seed=config["seed"],
     threads: 1
     conda:
@@ -38,6 +35,27 @@ rule jepa_data:
         "results/jepa/benchmarks/data.tsv"
     script:
         "../scripts/jepa_data.py"
+
+
+rule jepa_sst2:
+    input:
+        tokenizer="results/jepa/data/tokenizer.json",
+        sst2_train=data_files("sst2", "train.tsv")[0],
+        sst2_dev=data_files("sst2", "dev.tsv")[0],
+        code=code("jepa_sst2"),
+    output:
+        "results/jepa/data/sst2.pt",
+    params:
+        settings={k: config["jepa"]["data"][k] for k in JEPA_SST2_KEYS if k in config["jepa"]["data"]},
+    threads: 1
+    conda:
+        "../envs/headstart.yaml"
+    log:
+        "logs/jepa/sst2.log",
+    benchmark:
+        "results/jepa/benchmarks/sst2.tsv"
+    script:
+        "../scripts/jepa_sst2.py"
 
 
 rule jepa_pretrain:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 SMOKE = ["--profile", "profiles/smoke"]
 REPORT_RULES = {"reference_report", "growth_report", "up_report", "up_markov", "up_sources", "up_temperature",
-                "data_manifest", "claims", "all"}
+                "jepa_report", "data_manifest", "claims", "all"}
 
 
 #: A folder (the repository) where the smoke run has just finished (``.ci/run`` sets it after README
@@ -86,6 +86,7 @@ def test_a_new_replicate_schedules_only_its_runs_and_the_report(finished):
     ("growth", "growth:\n  reproduction_tolerance: 5.0\n"),
     ("reference", "reference:\n  train:\n    equivalence_margin_bpb: 0.05\n"),
     ("reference", "reference:\n  parity:\n    logits_atol: 2.0e-5\n"),
+    ("jepa", "jepa:\n  claims:\n    max_cosine: 0.8\n"),
 ])
 def test_a_claim_threshold_schedules_only_its_report_and_the_ledger(finished, study, text):
     jobs = planned(finished, *with_config(finished, "threshold.yaml", text))
@@ -96,6 +97,27 @@ def test_a_new_growth_size_schedules_only_its_runs_and_the_report(finished):
     jobs = planned(finished, *with_config(finished, "size.yaml", "growth:\n  sizes: [16, 32, 8]\n"))
     assert set(jobs) == {"growth_run", "growth_report", "claims", "all"}, sorted(jobs)
     assert jobs["growth_run"] and all("/d8/" in f for f in jobs["growth_run"]), sorted(jobs["growth_run"])
+
+
+def test_jepa_changes_schedule_only_the_runs_that_read_them(finished):
+    """JEPA: a new seed schedules that seed's runs and probes; a variant's masking only that variant's
+    runs and probes; a probe setting only the probes; never the tokenizer and data job."""
+    jobs = planned(finished, *with_config(finished, "jseed.yaml", "jepa:\n  seeds: [0, 1, 7]\n"))
+    assert set(jobs) == {"jepa_pretrain", "jepa_mlm", "jepa_probe", "jepa_report", "claims", "all"}, sorted(jobs)
+    for rule in ("jepa_pretrain", "jepa_mlm", "jepa_probe"):
+        assert jobs[rule] and all("/s7" in f for f in jobs[rule]), (rule, sorted(jobs[rule]))
+
+    jobs = planned(finished, *with_config(finished, "jmask.yaml",
+                                          "jepa:\n  variants:\n    r_only: {masking: {min_gap: 1}}\n"))
+    assert set(jobs) == {"jepa_pretrain", "jepa_probe", "jepa_report", "claims", "all"}, sorted(jobs)
+    assert all("/r_only/" in f for f in jobs["jepa_pretrain"] | jobs["jepa_probe"]), sorted(jobs["jepa_probe"])
+
+    jobs = planned(finished, *with_config(finished, "jprobe.yaml", "jepa:\n  probe:\n    l2: 0.01\n"))
+    assert set(jobs) == {"jepa_probe", "jepa_report", "claims", "all"}, sorted(jobs)
+    assert len(jobs["jepa_probe"]) == len(list((finished / "results/jepa/probe").rglob("*.parquet")))
+
+    jobs = planned(finished, *with_config(finished, "jsst2.yaml", "jepa:\n  data:\n    probe_max_tokens: 24\n"))
+    assert set(jobs) == {"jepa_sst2", "jepa_probe", "jepa_report", "claims", "all"}, sorted(jobs)
 
 
 def _edit(root: Path, rel: str, tail: str):
@@ -118,7 +140,7 @@ def test_editing_a_plotting_function_schedules_only_report_rules(finished):
         restore()
     assert jobs, "editing plotting.py scheduled nothing"
     assert set(jobs) <= REPORT_RULES, sorted(jobs)
-    assert {"growth_report", "up_report", "reference_report"} <= set(jobs)
+    assert {"growth_report", "up_report", "reference_report", "jepa_report"} <= set(jobs)
     assert planned(finished) == {}, "restoring the file did not restore the finished state"
 
 

@@ -232,10 +232,28 @@ def _save(obj: Any, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+#: The keys of :class:`JepaDataConfig` that only the SST-2 rows read (rule jepa_sst2).
+SST2_KEYS = ("probe_max_tokens", "probe_max_train")
+
+
 def prepare(stories_path: str | Path, sst2_train: str | Path, sst2_dev: str | Path,
             settings: Mapping[str, Any], seed: int, out: Mapping[str, str | Path]) -> dict:
-    """The data job: tokenizer, story rows, SST-2 rows and counts (``out`` keys ``tokenizer``,
-    ``stories``, ``sst2``, ``stats``; each file written atomically). Returns the stats.
+    """Both data jobs in one call: :func:`prepare_stories` then :func:`prepare_sst2` (``out`` keys
+    ``tokenizer``, ``stories``, ``sst2``, ``stats``). Returns the stats with an ``sst2`` entry."""
+    cfg = JepaDataConfig.from_dict(settings, path="jepa.data")
+    stats = prepare_stories(stories_path, {k: v for k, v in settings.items() if k not in SST2_KEYS}, seed,
+                            {k: out[k] for k in ("tokenizer", "stories", "stats")})
+    stats["sst2"] = prepare_sst2(out["tokenizer"], sst2_train, sst2_dev,
+                                 {k: getattr(cfg, k) for k in SST2_KEYS}, out["sst2"])
+    write_json(out["stats"], stats)
+    return stats
+
+
+def prepare_stories(stories_path: str | Path, settings: Mapping[str, Any], seed: int,
+                    out: Mapping[str, str | Path]) -> dict:
+    """The stories job (rule jepa_data): tokenizer, story rows and counts (``out`` keys
+    ``tokenizer``, ``stories``, ``stats``; each file written atomically). Returns the stats.
+    ``settings``: :class:`JepaDataConfig` without the SST-2 keys (`SST2_KEYS`).
 
     Validation is the last ``val_docs`` kept stories *of the train file*: the shared TinyStories
     validation sample lost its story boundaries (a blank line after every paragraph), so it cannot
@@ -245,8 +263,10 @@ def prepare(stories_path: str | Path, sst2_train: str | Path, sst2_dev: str | Pa
     stories before the validation stories. Which stories are kept depends on the tokenizer, so
     when the training text reaches the validation stories (a small file), the tokenizer is
     retrained on the stories before them until it does not: validation text never shapes the
-    vocabulary. SST-2 sentences are truncated to ``probe_max_tokens``; the train rows are the
-    first ``probe_max_train``. Nothing here is random: ``seed`` is only recorded in the stats."""
+    vocabulary. Nothing here is random: ``seed`` is only recorded in the stats."""
+    misplaced = [k for k in settings if k in SST2_KEYS]
+    if misplaced:
+        raise ValueError(f"prepare_stories: {misplaced} are read by prepare_sst2, not here")
     cfg = JepaDataConfig.from_dict(settings, path="jepa.data")
     t0 = time.perf_counter()
     stories = read_stories(stories_path)
@@ -279,25 +299,6 @@ def prepare(stories_path: str | Path, sst2_train: str | Path, sst2_dev: str | Pa
         raise ValueError(f"{stories_path}: packing gave {tr_stats['rows']} train and {va_stats['rows']} "
                          f"validation rows of {cfg.context} tokens (need at least one each)")
     del enc
-    t_stories = time.perf_counter() - t0
-
-    probe: dict[str, dict] = {}
-    sst2_stats: dict[str, dict] = {}
-    for split, path, cap in (("train", sst2_train, cfg.probe_max_train), ("dev", sst2_dev, None)):
-        sentences, labels = read_sst2(path)
-        total = len(sentences)
-        if cap is not None:
-            sentences, labels = sentences[:cap], labels[:cap]
-        full, ids = _encode(sentences, tok, cfg.probe_max_tokens)
-        lens = np.minimum(full, cfg.probe_max_tokens)
-        if (lens == 0).any():
-            i = int(np.flatnonzero(lens == 0)[0])
-            raise ValueError(f"{path}:{i + 2}: the sentence encodes to no token")
-        probe[split] = _tensors(ids, lens, labels)
-        sst2_stats[split] = {"rows_in_file": total, "rows": len(sentences), "tokens": int(lens.sum()),
-                             "truncated": int((full > cfg.probe_max_tokens).sum()),
-                             "positive": int(labels.sum())}
-
     story_len = lengths[kept]
     stats = {
         "seed": int(seed),
@@ -311,7 +312,6 @@ def prepare(stories_path: str | Path, sst2_train: str | Path, sst2_dev: str | Pa
         "train": tr_stats, "val": va_stats,
         "tokenizer": tok_stats,
         "pad_id": pad_id, "mask_id": pad_id + 1, "vocab_size": pad_id + 2, "context": cfg.context,
-        "sst2": sst2_stats,
     }
     with atomic_path(out["tokenizer"]) as tmp:
         if cfg.tokenizer_file is not None:
@@ -320,9 +320,35 @@ def prepare(stories_path: str | Path, sst2_train: str | Path, sst2_dev: str | Pa
             tok.save(str(tmp))
     _save({"train": _tensors(tr_ids, tr_len), "val": _tensors(va_ids, va_len), "pad_id": pad_id,
            "mask_id": pad_id + 1, "vocab_size": pad_id + 2, "context": cfg.context}, out["stories"])
-    _save({"train": probe["train"], "dev": probe["dev"], "pad_id": pad_id, "vocab_size": pad_id + 2}, out["sst2"])
     write_json(out["stats"], stats)
-    log.info("stories %.1f s, total %.1f s", t_stories, time.perf_counter() - t0)
+    log.info("stories %.1f s", time.perf_counter() - t0)
+    return stats
+
+
+def prepare_sst2(tokenizer_path: str | Path, sst2_train: str | Path, sst2_dev: str | Path,
+                 settings: Mapping[str, Any], out: str | Path) -> dict:
+    """The SST-2 job (rule jepa_sst2): the sentences of both splits tokenized with the study's
+    tokenizer (pad id = its vocabulary size, as the story rows), truncated to ``probe_max_tokens``;
+    the train rows are the first ``probe_max_train``. Writes ``out`` atomically; returns counts."""
+    cfg = JepaDataConfig.from_dict(settings, path="jepa.data")
+    tok = load_tokenizer(tokenizer_path)
+    pad_id = token_vocab_size(tok)
+    probe: dict[str, dict] = {}
+    stats: dict[str, dict] = {}
+    for split, path, cap in (("train", sst2_train, cfg.probe_max_train), ("dev", sst2_dev, None)):
+        sentences, labels = read_sst2(path)
+        total = len(sentences)
+        if cap is not None:
+            sentences, labels = sentences[:cap], labels[:cap]
+        full, ids = _encode(sentences, tok, cfg.probe_max_tokens)
+        lens = np.minimum(full, cfg.probe_max_tokens)
+        if (lens == 0).any():
+            i = int(np.flatnonzero(lens == 0)[0])
+            raise ValueError(f"{path}:{i + 2}: the sentence encodes to no token")
+        probe[split] = _tensors(ids, lens, labels)
+        stats[split] = {"rows_in_file": total, "rows": len(sentences), "tokens": int(lens.sum()),
+                        "truncated": int((full > cfg.probe_max_tokens).sum()), "positive": int(labels.sum())}
+    _save({"train": probe["train"], "dev": probe["dev"], "pad_id": pad_id, "vocab_size": pad_id + 2}, out)
     return stats
 
 
