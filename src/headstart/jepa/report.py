@@ -153,7 +153,7 @@ PROBE_TABLE_COLUMNS = ["encoder", "n_seeds", "accuracy", "ci_low", "ci_high", "v
 
 
 def probe_table(probes: pd.DataFrame) -> pd.DataFrame:
-    """Per encoder: dev accuracy (mean over seeds, 95% t CI over seeds, n seeds) and its paired
+    """Per encoder: dev accuracy (mean over seeds, 95% t CI over seeds cut to [0, 1], n seeds) and its paired
     difference (encoder − baseline, over the common seeds: mean, 95% t CI, two-sided paired t-test
     p) vs 'random'; the main JEPA encoder also vs 'mlm' and 'bag'. One row per (encoder,
     comparison); an encoder without comparison has ``vs`` empty. The last row is the majority-class
@@ -163,6 +163,7 @@ def probe_table(probes: pd.DataFrame) -> pd.DataFrame:
     for enc in _order(acc["encoder"]):
         vals = _by_seed(acc, enc).to_numpy()
         lo, hi = t_ci(vals)
+        lo, hi = max(lo, 0.0), min(hi, 1.0)   # an accuracy's t interval, cut to the possible values
         base = {"encoder": enc, "n_seeds": len(vals), "accuracy": float(vals.mean()), "ci_low": lo, "ci_high": hi}
         versus = [b for b in (BASELINES if enc == MAIN else ("random",)) if b != enc and b in set(acc["encoder"])]
         if not versus:
@@ -206,7 +207,7 @@ def probe_markdown(table: pd.DataFrame, n_dev: int, scale: str = "paper") -> str
     head = ("# JEPA: SST-2 linear probe of frozen encoders\n\n" + _scale_note(scale) +
             f"n counts **pre-training seeds**: each probe (frozen encoder, masked mean-pool, L2 logistic "
             f"regression) is trained on SST-2 train and reported on the {n_dev} dev sentences. Accuracy: mean over "
-            "seeds [95% t CI over seeds]. Δ: encoder − `vs`, paired by seed, mean [95% t CI]. The intervals hold "
+            "seeds [95% t CI over seeds, cut to 0–100]. Δ: encoder − `vs`, paired by seed, mean [95% t CI]. The intervals hold "
             "the variation between pre-training runs on this one dev set, not the dev set's sampling error. "
             "`random`: a freshly initialised encoder of the main JEPA shape (one per seed); `bag`: the mean of "
             "the main JEPA encoder's input embeddings (no transformer layers); `mlm`: BERT-style masked-LM "
