@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 import torch
+import yaml
 
 from headstart.config import ConfigError
 from headstart.jepa.masking import (
@@ -15,6 +18,7 @@ from headstart.jepa.masking import (
     HEADSET,
     READMESET,
     STRATEGY_SETS,
+    TOMLSET,
     UL2SET,
     MaskingConfig,
     MaskStrategy,
@@ -26,7 +30,11 @@ from headstart.jepa.masking import (
     make_masks_reference,
     mask_generator,
     repeat_counts,
+    strategies_from_original,
+    strategies_from_toml,
+    ul2_name,
 )
+from headstart.jepa.masking import main as masking_main
 from headstart.data.synthetic import stories
 
 S_DICT = READMESET[-1]
@@ -483,3 +491,113 @@ def test_repeat_share_on_stories():
             after += int(drop_repeated_targets(m, x, 3).n_blocks.sum())
         share[name] = 1 - after / before
     assert 0.2 < share["text"] < 0.8 and share["text"] > 3 * share["shuffled"], share
+
+
+# ----------------------------------------------------------------------- the original's TOML file
+
+# spec §4's target_masking_strategies.toml, in the original's key names (the TOML says
+# target_block_size_mean; the S dict has no block size, the original's default applies)
+ORIGINAL_TOML = """
+[[target_masking_strategies]]
+target_block_size_mean = 3
+target_max_mask_ratio = 0.25
+[[target_masking_strategies]]
+target_block_size_mean = 8
+target_max_mask_ratio = 0.25
+[[target_masking_strategies]]
+target_block_size_mean = 3
+target_max_mask_ratio = 0.5
+[[target_masking_strategies]]
+target_block_size_mean = 8
+target_max_mask_ratio = 0.8
+[[target_masking_strategies]]
+target_block_size_mean = 64
+target_max_mask_ratio = 0.15
+[[target_masking_strategies]]
+target_block_size_mean = 64
+target_max_mask_ratio = 0.5
+[[target_masking_strategies]]
+target_mask_start_ratio = 0.75
+target_max_mask_ratio = 0.25
+target_block_max_num = 1
+context_max_mask_ratio = 1.0
+"""
+
+
+@pytest.fixture
+def toml_file(tmp_path):
+    path = tmp_path / "target_masking_strategies.toml"
+    path.write_text(ORIGINAL_TOML)
+    return path
+
+
+def test_toml_file_gives_tomlset(toml_file):
+    got = strategies_from_toml(toml_file)
+    assert len(got) == len(TOMLSET)
+    for g, want in zip(got, TOMLSET):
+        assert g.to_dict() == want.to_dict()                   # field by field, names included
+    # the S dict: the last 25 % as one block (corrected), one token as in the original
+    assert blocks(masks([200], got[-1]), 0) == [list(range(150, 200))]
+    assert len(blocks(masks([200], got[-1], **FAITHFUL), 0)[0]) == 1
+
+
+def test_original_defaults_and_key_names():
+    one = strategies_from_original([{}], where="w")[0]            # every key absent: the original's defaults
+    assert (one.name, one.block_size, one.max_target_ratio, one.start_ratio, one.block_count,
+            one.context_ratio) == ("R1", 1, 0.25, 0.0, None, 0.8)
+    a, b, c = strategies_from_original([{"target_block_size": 8, "target_max_mask_ratio": 0.35},
+                                        {"target_block_size": 8, "target_block_size_mean": 8},
+                                        {"target_block_max_num": 2, "target_max_mask_ratio": 0.2}], where="w")
+    assert (a.name, a.block_size, a.max_target_ratio) == ("X8", 8, 0.35)   # r > 0.3: X by UL2's rule
+    assert (b.name, b.block_size) == ("R8", 8)
+    assert (c.name, c.block_size, c.block_count) == ("Xs", None, 2)   # absent size + a count: uncapped
+    names = [s.name for s in strategies_from_original([{"target_block_size": 3}] * 3, where="w")]
+    assert names == ["R3", "R3_2", "R3_3"]
+
+
+@pytest.mark.parametrize("entry, where", [
+    ({"target_block_size_mean": 3, "target_block_size_std": 1},
+     r"f\[1\]\.target_block_size_std: the original never read"),
+    ({"block_size": 3}, r"f\[1\]\.block_size: unknown key"),
+    ({"target_block_size": 3, "target_block_size_mean": 8}, r"f\[1\]\.target_block_size_mean: expected the same"),
+    ({"target_block_size": 0}, r"f\[1\]\.target_block_size: expected an integer >= 1"),
+    ({"target_mask_start_ratio": 0.9}, r"f\[1\]\.target_max_mask_ratio: expected at most"),
+    ("x", r"f\[1\]: expected a table"),
+])
+def test_original_entries_rejected_by_name(entry, where):
+    with pytest.raises(ConfigError, match=where):
+        strategies_from_original([{"target_block_size": 3}, entry], where="f")
+
+
+def test_toml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("target_masking_strategies = [")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        strategies_from_toml(bad)
+    bad.write_text("strategies = []")
+    with pytest.raises(ConfigError, match="bad.toml:target_masking_strategies: missing"):
+        strategies_from_toml(bad)
+
+
+def test_ul2_names_of_named_sets():
+    """The UL2 rule reproduces the names of the readme, TOML and UL2 sets."""
+    for s in READMESET + TOMLSET + UL2SET:
+        assert ul2_name(s) == s.name
+
+
+def test_cli_prints_a_strategies_block(toml_file, capsys, tmp_path):
+    assert masking_main([str(toml_file)]) == 0
+    out = yaml.safe_load(capsys.readouterr().out)
+    assert list(out) == ["strategies"]
+    cfg = MaskingConfig.from_dict({"strategies": out["strategies"]}, path="jepa.masking")
+    assert cfg.strategy_list() == TOMLSET
+    (tmp_path / "bad.toml").write_text("x = 1")
+    assert masking_main([str(tmp_path / "bad.toml")]) == 1
+    assert "target_masking_strategies: missing" in capsys.readouterr().err
+
+
+def test_cli_runs_as_module(toml_file):
+    run = subprocess.run([sys.executable, "-m", "headstart.jepa.masking", str(toml_file)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert MaskingConfig.from_dict(yaml.safe_load(run.stdout)).strategy_list() == TOMLSET

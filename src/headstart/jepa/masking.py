@@ -24,6 +24,10 @@ a per-sample pure-Python version of the same algorithm, builds the identical mas
 draws. Corrections of the original's bugs (spec §7 items 2 and 4) sit behind named switches whose
 defaults are the corrected behaviour; ``**FAITHFUL`` selects the original's.
 
+:func:`strategies_from_toml` reads the original's ``target_masking_strategies.toml`` (its CLI parsed
+it with ``json.load``, spec §7.3); ``python -m headstart.jepa.masking FILE.toml`` prints it as a
+``jepa.masking.strategies`` block for config.yaml.
+
 :func:`drop_repeated_targets` (repeat-aware targets, an item of the original's readme that it never
 coded) drops the target blocks whose n-grams also occur in the context, so they cannot be solved by
 copying. :class:`MaskingConfig` (config section ``jepa.masking``) names the strategies and switches
@@ -31,18 +35,24 @@ and builds every strategy's masks for a batch.
 """
 from __future__ import annotations
 
+import argparse
 import math
+import sys
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
+import yaml
 
 from headstart.config import Config, ConfigError, knob
 
 __all__ = ["MaskStrategy", "Masks", "MaskDraws", "MaskingConfig", "READMESET", "TOMLSET", "HEADSET", "UL2SET",
            "READMETOKENS", "RONLY", "STRATEGY_SETS", "FAITHFUL", "mask_generator", "draw_keys", "make_masks",
-           "make_masks_reference", "repeat_counts", "drop_repeated_targets", "drop_repeated_targets_reference"]
+           "make_masks_reference", "repeat_counts", "drop_repeated_targets", "drop_repeated_targets_reference",
+           "ul2_name", "strategies_from_original", "strategies_from_toml", "strategies_yaml", "main"]
 
 SBlock = Literal["fixed", "faithful_one_token"]
 Overlap = Literal["allow", "forbid"]
@@ -584,3 +594,127 @@ def drop_repeated_targets_reference(masks: Masks, ids: torch.Tensor, n: int) -> 
                  starts=torch.tensor(st, dtype=torch.long).reshape(B, N2),
                  n_blocks=torch.tensor([k for k, _, _ in rows], dtype=torch.long), block_size=masks.block_size,
                  start_lo=masks.start_lo, num_starts=masks.num_starts)
+
+
+# ------------------------------------------------------------------------ the original's strategy files
+
+_ORIGINAL_KEYS: dict[str, str] = {
+    "target_block_size": "block_size", "target_block_size_mean": "block_size",
+    "target_max_mask_ratio": "max_target_ratio", "target_block_max_num": "block_count",
+    "target_mask_start_ratio": "start_ratio", "context_max_mask_ratio": "context_ratio"}
+"""The original's strategy keys (spec §4) -> :class:`MaskStrategy` fields. ``target_block_size`` is
+HEAD's name, ``target_block_size_mean`` the TOML's and the readme's (HEAD ignored it, spec §7.1)."""
+
+
+def ul2_name(strategy: MaskStrategy) -> str:
+    """The UL2 label of a strategy (spec §6): ``S`` when targets start late (start ratio > 0), ``X``
+    when blocks are long (cap > 12 tokens, or uncapped) or corrupt > 30 %, else ``R``; followed by
+    the block cap (none when uncapped). An X-denoiser that is X by its long blocks alone (ratio
+    <= 0.3) gets an ``s`` suffix, as the named sets' ``X64s`` (64, .15) beside ``X64`` (64, .5)."""
+    bs, r = strategy.block_size, strategy.max_target_ratio
+    size = "" if bs is None else str(bs)
+    if strategy.start_ratio > 0:
+        return f"S{size}"
+    if bs is None or bs > 12 or r > 0.3:
+        return f"X{size}" + ("s" if r <= 0.3 else "")
+    return f"R{size}"
+
+
+def strategies_from_original(entries: list[dict], *, where: str) -> tuple[MaskStrategy, ...]:
+    """The original's masking-strategy dicts (spec §4 keys) as :class:`MaskStrategy`, named by
+    :func:`ul2_name` (a repeated name gets ``_2``, ``_3``, ... so that per-strategy losses keep
+    their names). Errors are :class:`ConfigError` naming ``<where>[i].<original key>``.
+
+    Absent keys take the original's defaults (spec §3.4): start ratio 0, target ratio 0.25,
+    context ratio 0.8, block count ``floor(L·r/bs)``. An absent block size was 1 in the original
+    (HEAD's default; spec §7.2). Here it becomes ``block_size: null`` (uncapped, this project's
+    S-denoiser, as in :data:`TOMLSET`) when the dict sets a block count, so ``make_masks``'
+    ``s_block`` switch decides between the corrected reading (the whole share ``floor(L·r/n)``)
+    and the original's (``'faithful_one_token'``: 1); without a block count it is 1, the only
+    reading that defines the count. ``target_block_size_mean`` is read as the block size (what the
+    file meant; HEAD ignored it, spec §7.1: :data:`READMETOKENS` is that reading).
+    ``target_block_size_std`` is rejected: it appears only in the original's comments, no code of
+    it ever read a value."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"expected a list of strategy tables, got {type(entries).__name__}", path=where)
+    out: list[MaskStrategy] = []
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"expected a table of strategy keys, got {type(entry).__name__}", path=at)
+        for key in entry:
+            if key == "target_block_size_std":
+                raise ConfigError("the original never read this key (it appears only in its comments); "
+                                  "remove it (blocks have a fixed size)", key=key, path=at)
+            if key not in _ORIGINAL_KEYS:
+                raise ConfigError(f"unknown key; the original's keys are {', '.join(_ORIGINAL_KEYS)}",
+                                  key=str(key), path=at)
+        sizes = {k: entry[k] for k in ("target_block_size", "target_block_size_mean") if k in entry}
+        if len(sizes) == 2 and sizes["target_block_size"] != sizes["target_block_size_mean"]:
+            raise ConfigError(f"expected the same value as target_block_size = {sizes['target_block_size']!r} "
+                              f"(two names of one key), got {sizes['target_block_size_mean']!r}",
+                              key="target_block_size_mean", path=at)
+        fields = {_ORIGINAL_KEYS[k]: v for k, v in entry.items()}
+        if not sizes:
+            fields["block_size"] = None if "block_count" in fields else 1
+        origin = {_ORIGINAL_KEYS[k]: k for k in entry}
+        try:
+            strategy = MaskStrategy.from_dict(fields)
+        except ConfigError as err:
+            key = origin.get(err.key) or next((k for k, f in _ORIGINAL_KEYS.items() if f == err.key), err.key)
+            raise ConfigError(err.detail, key=key, path=at) from None
+        out.append(strategy)
+    names = [ul2_name(s) for s in out]
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            names[k] = f"{name}_{seen[name]}"
+    return tuple(MaskStrategy(**{**s.to_dict(), "name": n}) for s, n in zip(out, names))
+
+
+def strategies_from_toml(path: str | Path) -> tuple[MaskStrategy, ...]:
+    """The strategies of an original-style TOML file (the shipped ``target_masking_strategies.toml``):
+    a top-level ``target_masking_strategies`` array of tables, converted by
+    :func:`strategies_from_original`. The original's CLI parsed this file with ``json.load``, so it
+    could not be passed (spec §7.3). Errors name the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", path=str(path)) from None
+    if "target_masking_strategies" not in doc:
+        raise ConfigError("missing; expected a top-level array of tables [[target_masking_strategies]], "
+                          f"found keys: {', '.join(doc) or 'none'}", path=f"{path}:target_masking_strategies")
+    return strategies_from_original(doc["target_masking_strategies"], where=f"{path}:target_masking_strategies")
+
+
+def strategies_yaml(strategies: Sequence[MaskStrategy], source: str = "") -> str:
+    """A YAML block ``strategies:`` (one flow mapping of :class:`MaskStrategy` keys per strategy)
+    for the ``jepa.masking`` section of config.yaml, where it replaces ``set``."""
+    head = f"# from {source}; " if source else "# "
+    head += "paste under jepa.masking (replaces set)\n"
+    body = yaml.safe_dump({"strategies": [s.to_dict() for s in strategies]}, sort_keys=False,
+                          default_flow_style=None, width=1000)
+    return head + body
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m headstart.jepa.masking FILE.toml`` prints the file's strategies as a
+    ``strategies:`` block for config.yaml. Exit status 1 (message on stderr) for a bad file."""
+    parser = argparse.ArgumentParser(prog="python -m headstart.jepa.masking", description=(
+        "Convert the original's target_masking_strategies.toml into a jepa.masking.strategies block."))
+    parser.add_argument("file", type=Path, help="TOML file with [[target_masking_strategies]] tables")
+    args = parser.parse_args(argv)
+    try:
+        strategies = strategies_from_toml(args.file)
+    except (ConfigError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(strategies_yaml(strategies, str(args.file)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
