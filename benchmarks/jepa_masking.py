@@ -12,7 +12,7 @@ TinyStories sample: median 189, 17 % of stories >= 256 tokens), clipped to [``--
 ``--length``]; token ids Zipf-distributed.
 
 (b) :meth:`MaskingConfig.build` for all strategies of the set (on ``--mask-device``, default the
-CPU, where the training loop builds them) against a full T-JEPA training step of the paper model
+training device, where ``headstart.jepa.train`` builds them: inside the loss, on the batch's device) against a full T-JEPA training step of the paper model
 (JEPAConfig defaults: 8 layers, 12 heads, 384 dims, predictor 8 x 384; ``--vocab`` tokens; every strategy's loss,
 backward, gradient clipping, AdamW, EMA update) on ``--device`` with ``--step-batch`` x
 ``--length`` (default ``--batch``; a CPU needs a smaller one). Medians over the rounds; the share
@@ -22,7 +22,7 @@ is masking / (masking + step) at the step's batch, and the last line is exactly
 
     OMP_NUM_THREADS=1 python benchmarks/jepa_masking.py --step-batch 4      # CPU, about 2 minutes
     python benchmarks/jepa_masking.py --device cuda --repeat-ngram 3       # the paper batch on a GPU
-    python benchmarks/jepa_masking.py --device cuda --mask-device cuda     # masks built on the GPU
+    python benchmarks/jepa_masking.py --device cuda --mask-device cpu      # masks built on the CPU instead
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--step-batch", type=int, default=None, help="training-step batch (default --batch)")
     p.add_argument("--steps", type=int, default=2, help="timed training steps (after one warm-up step)")
     p.add_argument("--device", default="auto", help="device of the training step")
-    p.add_argument("--mask-device", default="cpu", help="device of MaskingConfig.build in (b) (the loop's: CPU)")
+    p.add_argument("--mask-device", default=None, help="device of MaskingConfig.build in (b) (default: --device, as training)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--text", type=Path, default=DEFAULT_TEXT,
                    help="TinyStories text for the repeat statistic (absent: synthetic stories)")
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     if step_batch > args.batch:
         s_ids, s_lengths = batch(step_batch, args, gen)
     s_ids = s_ids[:, :int(s_lengths.max())]
-    mdev = pick_device(args.mask_device)
+    mdev = pick_device(args.mask_device or args.device)
     msync = torch.cuda.synchronize if mdev.type == "cuda" else (lambda: None)
     on = {k: x.to(mdev) for k, x in (("ids", ids), ("lengths", lengths), ("s_ids", s_ids), ("s_lengths", s_lengths))}
     t_mask_paper, _ = timed(lambda: cfg.build(on["ids"], on["lengths"], mask_generator(args.seed, 0)),
