@@ -356,6 +356,16 @@ def jepa_probe_encoder(wildcards):
     return [f"results/jepa/pretrain/{variant}/s{s}/encoder.pt"]
 
 
+def jepa_probe_kind(encoder):
+    """What a probe's encoder is: jepa, mlm, random or bag (the wildcard is jepa/<variant> for JEPA)."""
+    return encoder.split("/")[0]
+
+
+def jepa_probe_name(encoder):
+    """A probe's encoder as its tables name it: jepa:<variant>, mlm, random or bag."""
+    return encoder.replace("/", ":")
+
+
 def jepa_probe_model(encoder):
     """The main JEPA model settings, for the random-init encoder only (the others read their file)."""
     return jepa_variant("main", "model") if encoder == "random" else {}

@@ -125,8 +125,8 @@ rule jepa_probe:
     output:
         "results/jepa/probe/{encoder}/s{seed}.parquet",
     params:
-        kind=lambda wc: wc.encoder.split("/")[0],
-        name=lambda wc: wc.encoder.replace("/", ":"),
+        kind=lambda wc: jepa_probe_kind(wc.encoder),
+        name=lambda wc: jepa_probe_name(wc.encoder),
         model=lambda wc: jepa_probe_model(wc.encoder),
         probe=config["jepa"]["probe"],
         seed=lambda wc: int(wc.seed),
