@@ -12,7 +12,7 @@
 #   re-runs exactly the jobs that execute it (headstart.workflow).
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 from headstart.config import ConfigError, merge_overrides, validate_workflow_config
@@ -352,18 +352,18 @@ def jepa_probe_encoder(wildcards):
         return []
     if e == "mlm":
         return [f"results/jepa/mlm/s{s}/encoder.pt"]
-    variant = "main" if e == "bag" else e.split("/", 1)[1]
+    variant = "main" if e == "bag" else PurePosixPath(e).name
     return [f"results/jepa/pretrain/{variant}/s{s}/encoder.pt"]
 
 
 def jepa_probe_kind(encoder):
     """What a probe's encoder is: jepa, mlm, random or bag (the wildcard is jepa/<variant> for JEPA)."""
-    return encoder.split("/")[0]
+    return PurePosixPath(encoder).parts[0]
 
 
 def jepa_probe_name(encoder):
     """A probe's encoder as its tables name it: jepa:<variant>, mlm, random or bag."""
-    return encoder.replace("/", ":")
+    return ":".join(PurePosixPath(encoder).parts)
 
 
 def jepa_probe_model(encoder):
