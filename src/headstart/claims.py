@@ -29,7 +29,8 @@ class Claim:
     verdict: str
     rule: str           # how the verdict was decided, e.g. "max ≤ 1e-05" or "95% CI within ±0.02"
     n_what: str = ""            # what n counts, e.g. "replicates (pre-training runs)"
-    p_value: float = math.nan   # one-sided p of the claimed direction (NaN: a bound or an estimate, no test)
+    p_value: float = math.nan   # p of the claim's test: one-sided in the claimed direction, two-sided for a
+                                # claim that two arms differ (NaN: a bound or an estimate, no test)
     p_holm: float = math.nan    # Holm-adjusted p within the study's confirmatory family (NaN: not in it)
     role: str = "confirmatory"  # confirmatory | exploratory (ROLES)
 
@@ -43,7 +44,7 @@ class Claim:
 def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
     """Decide a study's confirmatory claims as one family with the Holm step-down correction.
 
-    Every confirmatory claim with a finite one-sided ``p_value`` enters the family; its Holm-adjusted
+    Every confirmatory claim with a finite ``p_value`` (one-sided, or two-sided for a claim of a difference) enters the family; its Holm-adjusted
     p is stored in ``p_holm`` and its verdict stays 'supported' only when its per-claim verdict is
     (the 95% CI on the claimed side) and ``p_holm < alpha``; 'not supported' (the CI wholly on the
     other side) stays; anything else is 'inconclusive'. Exploratory claims and claims without a
@@ -60,7 +61,7 @@ def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
         v = c.verdict if c.verdict == "not supported" else (
             "supported" if c.verdict == "supported" and p < alpha else "inconclusive")
         out[i] = replace(c, p_holm=float(p), verdict=v,
-                         rule=f"{c.rule}; Holm-adjusted one-sided p < {alpha:g} over the {len(family)} confirmatory "
+                         rule=f"{c.rule}; Holm-adjusted p < {alpha:g} over the {len(family)} confirmatory "
                               f"claims of the study (p_Holm = {p:.3g})")
     return out
 
@@ -132,7 +133,8 @@ def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = Fa
         "**Verdict rule.** A directional claim is *supported* when its 95% CI lies wholly on the claimed",
         "side, *not supported* when it lies wholly on the other side, *inconclusive* otherwise; bound",
         "claims compare a worst case with a stated bar. **Multiple testing:** the *confirmatory* claims",
-        "of one study form one family; each carries a one-sided p-value, and a confirmatory claim is",
+        "of one study form one family; each carries a p-value (one-sided in the claimed direction, two-sided",
+        "for a claim that two arms differ), and a confirmatory claim is",
         "supported only when its Holm-adjusted p (p_holm) is below α = 0.05 (family-wise error rate",
         "within the study). *Exploratory* claims are decided one by one and are marked so.",
         "",
