@@ -153,6 +153,12 @@ def test_valid_configs_pass(name):
     assert cfg["reference"]["train"]["grad_accum"] == 1
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_slice_config_passes_on_top_of_config_yaml(path):
+    """The configs/ files (README: CPU slices) are valid as `--configfile` overlays of config.yaml."""
+    check(merge(load(ROOT / "config.yaml"), load(path)))
+
+
 def test_exemptions_exist():
     paths = {dotted(parts) for cfg in CONFIGS.values() for parts, _ in leaves(cfg)}
     assert set(NO_OUT_OF_RANGE) <= paths, set(NO_OUT_OF_RANGE) - paths
