@@ -335,6 +335,9 @@ def train(
                  always written: the returned one, else the first group's). It must be a pure
                  function of ``i`` so that a resumed run repeats it; the fingerprint does not see
                  it, so put its settings in ``model_config`` or ``run_info``. None = :func:`lr_at`.
+                 A schedule that depends on more than ``i`` (e.g. reduce-on-plateau, fed by
+                 ``evaluate``) keeps that state in ``schedule.state_dict()`` /
+                 ``schedule.load_state_dict(d)``: the checkpoint saves and restores it.
     init_optimizer_state  an AdamW ``state_dict`` to start from (e.g. a pre-training run's moments,
                  for fine-tuning); its groups must match ``param_groups``. Only the moments and step
                  counts are taken: learning rates, betas, eps and weight decay stay this run's. A
@@ -400,6 +403,8 @@ def train(
             counters = {str(k): int(v) for k, v in state.get("counters", {}).items()}
             elapsed_before = float(state.get("elapsed_s", 0.0))
             set_rng_state(state["rng"])
+            if hasattr(schedule, "load_state_dict"):
+                schedule.load_state_dict(state["schedule"])
         except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
             raise CheckpointError(
                 f"checkpoint {ckpt_path} does not fit this model/optimizer "
@@ -450,6 +455,7 @@ def train(
                 "counters": counters,
                 "elapsed_s": elapsed(),
                 "rng": rng_state(),
+                **({"schedule": schedule.state_dict()} if hasattr(schedule, "state_dict") else {}),
             },
         )
 
