@@ -1,16 +1,22 @@
 """Weight conversion between our models and Hugging Face ``transformers``.
 
-* :func:`from_hf` turns a ``GPT2LMHeadModel``, ``BertForMaskedLM``, ``BertModel``,
-  ``DebertaV2ForMaskedLM`` or ``DebertaV2Model`` into our :class:`~headstart.models.gpt.GPT` /
-  :class:`~headstart.models.bert.Bert` / :class:`~headstart.models.deberta.Deberta`, reading the
-  HF config; options we do not implement are a :class:`ConversionError` that names them.
+* :func:`from_hf` turns a ``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``,
+  ``BertModel``, ``DebertaV2ForMaskedLM`` or ``DebertaV2Model`` into our
+  :class:`~headstart.models.gpt.GPT` / :class:`~headstart.models.bert.Bert` /
+  :class:`~headstart.models.deberta.Deberta`, reading the HF config; options we do not implement
+  are a :class:`ConversionError` that names them.
 * :func:`to_hf` turns ours back into the same HF class (config built from ours, state dict loaded
-  strictly). ``to_hf(from_hf(m))`` has exactly ``m``'s state dict.
+  strictly). ``to_hf(from_hf(m))`` has exactly ``m``'s state dict. A GPT with ``norm_type='rmsnorm'``
+  or ``mlp='gated'`` becomes a ``LlamaForCausalLM`` (which also needs rotary positions and no
+  dropout but attention dropout); any other GPT a ``GPT2LMHeadModel``.
 
 Like nanoGPT's ``from_pretrained``, every HF tensor must be consumed and every shape must match;
 anything left over, missing or unsupported is an error that names it. GPT-2's ``Conv1D`` weights are
 stored (in, out) and are transposed into ``nn.Linear`` (out, in); BERT's and DeBERTa's separate
-query/key/value projections are concatenated into our fused ``c_attn`` (rows [q; k; v]).
+query/key/value projections (and Llama's) are concatenated into our fused ``c_attn`` (rows [q; k;
+v]); Llama's ``gate_proj`` / ``up_proj`` / ``down_proj`` are our ``c_fc`` / ``c_up`` / ``c_proj``.
+Our rotary frequencies ``base^(-2i/d)`` and Llama's ``1 / base^(2i/d)`` may differ in their last
+float32 bit (:func:`~headstart.models.posenc.inverse_frequencies`).
 
 The same tables convert gradients: :func:`hf_state_to_ours` maps any HF-named dict of tensors
 (weights or their gradients) onto our names.
@@ -27,10 +33,13 @@ from headstart.models.deberta import Deberta, DebertaConfig
 from headstart.models.gpt import GPT, GPTConfig
 from headstart.models.posenc import inverse_frequencies
 
-# HF activation names -> ours, and back (for the HF class's usual spelling).
+# HF activation names -> ours, and back (for the HF class's usual spelling). SiLU (the gate of
+# Llama's SwiGLU) converts for Llama only; GPT-2, BERT and DeBERTa keep the activations they ship with.
 _ACT_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
                 "sigmoid": "sigmoid0"}
 _ACT_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "sigmoid0": "sigmoid", "sigmoid": "sigmoid"}
+_LLAMA_ACT_FROM_HF = {**_ACT_FROM_HF, "silu": "silu", "swish": "silu"}
+_LLAMA_ACT_TO_HF = {**_ACT_TO_HF, "silu": "silu"}
 
 
 class ConversionError(ValueError):
@@ -63,6 +72,35 @@ def _gpt2_entries(cfg: GPTConfig) -> tuple[list[_Entry], dict[str, str]]:
     aliases = {}
     if cfg.tie_weights:
         aliases["lm_head.weight"] = "transformer.wte.weight"
+    else:
+        e.append(_Entry("lm_head.weight", ("lm_head.weight",), "copy"))
+    return e, aliases
+
+
+def _is_llama(cfg) -> bool:
+    """Whether a GPT config converts to HF's Llama (RMSNorm or a gated MLP) rather than GPT-2."""
+    return isinstance(cfg, GPTConfig) and (cfg.norm_type == "rmsnorm" or cfg.mlp == "gated")
+
+
+def _llama_entries(cfg: GPTConfig) -> tuple[list[_Entry], dict[str, str]]:
+    """Our key <-> HF key table for LlamaForCausalLM (biases only with ``cfg.bias``: HF's
+    attention_bias = mlp_bias = True), and the tied LM head alias."""
+    e = [_Entry("transformer.wte.weight", ("model.embed_tokens.weight",), "copy")]
+    wbs = ("weight", "bias") if cfg.bias else ("weight",)
+    for i in range(cfg.n_layer):
+        o, h = f"transformer.h.{i}.", f"model.layers.{i}."
+        e += [_Entry(o + "ln_1.weight", (h + "input_layernorm.weight",), "copy"),
+              _Entry(o + "ln_2.weight", (h + "post_attention_layernorm.weight",), "copy")]
+        for wb in wbs:
+            e += [_Entry(o + f"attn.c_attn.{wb}", tuple(h + f"self_attn.{n}_proj.{wb}" for n in "qkv"), "cat"),
+                  _Entry(o + f"attn.c_proj.{wb}", (h + f"self_attn.o_proj.{wb}",), "copy"),
+                  _Entry(o + f"mlp.c_fc.{wb}", (h + f"mlp.gate_proj.{wb}",), "copy"),
+                  _Entry(o + f"mlp.c_up.{wb}", (h + f"mlp.up_proj.{wb}",), "copy"),
+                  _Entry(o + f"mlp.c_proj.{wb}", (h + f"mlp.down_proj.{wb}",), "copy")]
+    e.append(_Entry("transformer.ln_f.weight", ("model.norm.weight",), "copy"))
+    aliases = {}
+    if cfg.tie_weights:
+        aliases["lm_head.weight"] = "model.embed_tokens.weight"
     else:
         e.append(_Entry("lm_head.weight", ("lm_head.weight",), "copy"))
     return e, aliases
@@ -159,7 +197,9 @@ def _deberta_entries(cfg: DebertaConfig) -> tuple[list[_Entry], dict[str, str]]:
 def _entries(cfg) -> tuple[list[_Entry], dict[str, str]]:
     if isinstance(cfg, DebertaConfig):
         return _deberta_entries(cfg)
-    return _bert_entries(cfg) if isinstance(cfg, BertConfig) else _gpt2_entries(cfg)
+    if isinstance(cfg, BertConfig):
+        return _bert_entries(cfg)
+    return _llama_entries(cfg) if _is_llama(cfg) else _gpt2_entries(cfg)
 
 
 # Our state dicts also list tied tensors under their second name; these are filled from the first.
@@ -235,21 +275,60 @@ def ours_state_to_hf(cfg, state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 # ----------------------------------------------------------------------------- configs
 
-def _act_from_hf(name) -> str:
-    if not isinstance(name, str) or name not in _ACT_FROM_HF:
-        raise ConversionError(f"unsupported HF activation {name!r}; supported: {sorted(_ACT_FROM_HF)}")
-    return _ACT_FROM_HF[name]
+def _act_from_hf(name, table: dict[str, str] = _ACT_FROM_HF) -> str:
+    if not isinstance(name, str) or name not in table:
+        raise ConversionError(f"unsupported HF activation {name!r}; supported: {sorted(table)}")
+    return table[name]
 
 
-def _act_to_hf(name: str) -> str:
-    if name not in _ACT_TO_HF:
-        raise ConversionError(f"activation {name!r} has no Hugging Face equivalent; supported: {sorted(_ACT_TO_HF)}")
-    return _ACT_TO_HF[name]
+def _act_to_hf(name: str, table: dict[str, str] = _ACT_TO_HF) -> str:
+    if name not in table:
+        raise ConversionError(f"activation {name!r} has no Hugging Face equivalent; supported: {sorted(table)}")
+    return table[name]
 
 
 def _require(ok: bool, msg: str) -> None:
     if not ok:
         raise ConversionError(msg)
+
+
+def _require_classic(cfg, model: str) -> None:
+    """GPT-2, BERT and DeBERTa: LayerNorm, a plain MLP, trainable learned positions (if any),
+    no position dropout."""
+    _require(cfg.norm_type == "layernorm" and cfg.mlp == "plain",
+             f"{model} needs norm_type='layernorm' and mlp='plain' (got {cfg.norm_type!r}, {cfg.mlp!r})")
+    _require(cfg.pos != "learned" or cfg.positions_trainable,
+             f"{model} needs trainable learned positions (pos_trainable null or true)")
+    _require(cfg.pos_dropout == 0, f"{model} has no dropout on position encodings (pos_dropout must be 0)")
+
+
+def _rope_theta(hc) -> float:
+    """rope_theta of a Llama config with plain (default-type) rotary positions."""
+    rope = dict(getattr(hc, "rope_parameters", None) or {})
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    _require(kind == "default", f"Llama config rope_type={kind!r} is not supported (only 'default')")
+    _require("rope_theta" in rope, f"Llama config rope_parameters={rope!r} has no rope_theta")
+    return float(rope["rope_theta"])
+
+
+def _llama_config_from_hf(hc, tied: bool) -> GPTConfig:
+    C, H = hc.hidden_size, hc.num_attention_heads
+    _require(hc.num_key_value_heads in (None, H),
+             f"Llama config num_key_value_heads={hc.num_key_value_heads} != num_attention_heads={H} "
+             "(grouped-query attention) is not supported")
+    _require(C % H == 0 and (getattr(hc, "head_dim", None) or C // H) == C // H,
+             f"Llama config head_dim={getattr(hc, 'head_dim', None)} must be hidden_size / num_attention_heads")
+    _require(bool(hc.attention_bias) == bool(hc.mlp_bias),
+             f"Llama config attention_bias={hc.attention_bias} with mlp_bias={hc.mlp_bias} is not supported "
+             "(one bias switch for every Linear)")
+    return GPTConfig(
+        vocab_size=hc.vocab_size, block_size=hc.max_position_embeddings, n_layer=hc.num_hidden_layers, n_head=H,
+        n_embd=C, d_ff=hc.intermediate_size, activation=_act_from_hf(hc.hidden_act, _LLAMA_ACT_FROM_HF),
+        ln_eps=hc.rms_norm_eps,
+        norm_type="rmsnorm", mlp="gated", pos="rotary", rope_base=_rope_theta(hc), bias=bool(hc.attention_bias),
+        attn_dropout=float(hc.attention_dropout or 0.0), embd_dropout=0.0, resid_dropout=0.0,
+        padding_idx=hc.pad_token_id, tie_weights=tied,
+    )
 
 
 def _gpt_config_from_hf(hc, tied: bool) -> GPTConfig:
@@ -340,6 +419,7 @@ def _deberta_config_from_hf(hc, head: str, tied: bool, z_steps: int) -> DebertaC
 def _hf_config_from_deberta(cfg: DebertaConfig):
     from transformers import DebertaV2Config
 
+    _require_classic(cfg, "DeBERTa-v2")
     _require(cfg.attention == "disentangled", f"DeBERTa-v2 needs attention='disentangled' (got {cfg.attention!r})")
     _require(cfg.norm == "post" and cfg.embed_norm and not cfg.final_norm,
              f"DeBERTa-v2 needs norm='post', embed_norm=True, final_norm=False (got {cfg.norm!r}, {cfg.embed_norm}, "
@@ -368,9 +448,37 @@ def _hf_config_from_deberta(cfg: DebertaConfig):
     )
 
 
+def _hf_config_from_llama(cfg: GPTConfig):
+    from transformers import LlamaConfig
+
+    _require(cfg.norm_type == "rmsnorm" and cfg.mlp == "gated",
+             f"Llama needs norm_type='rmsnorm' and mlp='gated' (got {cfg.norm_type!r}, {cfg.mlp!r})")
+    _require(cfg.norm == "pre" and cfg.final_norm and not cfg.embed_norm,
+             f"Llama needs norm='pre', final_norm=True, embed_norm=False (got {cfg.norm!r}, {cfg.final_norm}, "
+             f"{cfg.embed_norm})")
+    _require(cfg.causal, "Llama needs causal=True")
+    _require(cfg.pos == "rotary", f"Llama needs rotary positions (got pos={cfg.pos!r})")
+    _require(cfg.attention == "standard", f"Llama needs attention='standard' (got {cfg.attention!r})")
+    _require(cfg.type_vocab_size == 0, "Llama has no token-type embeddings (type_vocab_size must be 0)")
+    _require(cfg.qkv_bias or not cfg.bias, "Llama needs qkv_bias=True when bias=True (one attention_bias switch)")
+    _require(cfg.attn_scale == "sqrt", f"Llama supports attn_scale='sqrt' only, got {cfg.attn_scale!r}")
+    _require(cfg.embd_dropout == 0 and cfg.resid_dropout == 0,
+             "Llama has attention dropout only: embd_dropout and resid_dropout must be 0")
+    return LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, intermediate_size=cfg.mlp_dim,
+        num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head,
+        head_dim=cfg.head_dim, hidden_act=_act_to_hf(cfg.activation, _LLAMA_ACT_TO_HF),
+        max_position_embeddings=cfg.block_size,
+        rms_norm_eps=cfg.ln_eps, rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base},
+        attention_bias=cfg.bias, mlp_bias=cfg.bias, attention_dropout=cfg.attn_dropout,
+        tie_word_embeddings=cfg.tie_weights, pad_token_id=cfg.padding_idx, bos_token_id=None, eos_token_id=None,
+    )
+
+
 def _hf_config_from_gpt(cfg: GPTConfig):
     from transformers import GPT2Config
 
+    _require_classic(cfg, "GPT-2")
     _require(cfg.norm == "pre" and cfg.final_norm and not cfg.embed_norm,
              f"GPT-2 needs norm='pre', final_norm=True, embed_norm=False (got {cfg.norm!r}, {cfg.final_norm}, {cfg.embed_norm})")
     _require(cfg.causal, "GPT-2 needs causal=True")
@@ -395,6 +503,7 @@ def _hf_config_from_gpt(cfg: GPTConfig):
 def _hf_config_from_bert(cfg: BertConfig):
     from transformers import BertConfig as HFBertConfig
 
+    _require_classic(cfg, "BERT")
     _require(cfg.norm == "post" and cfg.embed_norm and not cfg.final_norm,
              f"BERT needs norm='post', embed_norm=True, final_norm=False (got {cfg.norm!r}, {cfg.embed_norm}, {cfg.final_norm})")
     _require(not cfg.causal, "BERT needs causal=False")
@@ -421,13 +530,17 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def config_from_hf(hf_model: nn.Module):
-    """Our config for an HF ``GPT2LMHeadModel``, ``BertForMaskedLM``, ``BertModel``,
-    ``DebertaV2ForMaskedLM`` or ``DebertaV2Model``."""
-    from transformers import BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel
+    """Our config for an HF ``GPT2LMHeadModel``, ``LlamaForCausalLM``, ``BertForMaskedLM``,
+    ``BertModel``, ``DebertaV2ForMaskedLM`` or ``DebertaV2Model``."""
+    from transformers import (BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel,
+                              LlamaForCausalLM)
 
     if isinstance(hf_model, GPT2LMHeadModel):
         tied = _same(hf_model.lm_head.weight, hf_model.transformer.wte.weight)
         return _gpt_config_from_hf(hf_model.config, tied)
+    if isinstance(hf_model, LlamaForCausalLM):
+        tied = _same(hf_model.lm_head.weight, hf_model.model.embed_tokens.weight)
+        return _llama_config_from_hf(hf_model.config, tied)
     if isinstance(hf_model, BertForMaskedLM):
         tied = _same(hf_model.cls.predictions.decoder.weight, hf_model.bert.embeddings.word_embeddings.weight)
         return _bert_config_from_hf(hf_model.config, "mlm", False, tied)
@@ -443,7 +556,7 @@ def config_from_hf(hf_model: nn.Module):
     if isinstance(hf_model, DebertaV2Model):
         return _deberta_config_from_hf(hf_model.config, "none", True, getattr(hf_model, "z_steps", 0))
     raise ConversionError(f"unsupported model class {type(hf_model).__name__}; supported: GPT2LMHeadModel, "
-                          "BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model")
+                          "LlamaForCausalLM, BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model")
 
 
 def from_hf(hf_model: nn.Module) -> GPT | Bert | Deberta:
@@ -468,15 +581,19 @@ def from_hf(hf_model: nn.Module) -> GPT | Bert | Deberta:
 
 
 def to_hf(model: GPT | Bert | Deberta) -> nn.Module:
-    """The same network as a ``transformers`` model: GPT -> GPT2LMHeadModel, Bert (head 'mlm') ->
+    """The same network as a ``transformers`` model: GPT -> GPT2LMHeadModel (LlamaForCausalLM with
+    ``norm_type='rmsnorm'`` or ``mlp='gated'``), Bert (head 'mlm') ->
     BertForMaskedLM, Bert (head 'none') -> BertModel (with a pooler iff ours has one), Deberta ->
     DebertaV2ForMaskedLM (head 'mlm', its ``legacy`` from ``legacy_head``) or DebertaV2Model, with
     ``z_steps = emd_steps`` (HF's own forward fails for z_steps > 1 in transformers 5.24; see
     :mod:`headstart.models.deberta`)."""
-    from transformers import BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel
+    from transformers import (BertForMaskedLM, BertModel, DebertaV2ForMaskedLM, DebertaV2Model, GPT2LMHeadModel,
+                              LlamaForCausalLM)
 
     cfg = model.config
-    if isinstance(model, GPT):
+    if isinstance(model, GPT) and _is_llama(cfg):
+        hf = LlamaForCausalLM(_hf_config_from_llama(cfg))
+    elif isinstance(model, GPT):
         hf = GPT2LMHeadModel(_hf_config_from_gpt(cfg))
     elif isinstance(model, Deberta):
         hc = _hf_config_from_deberta(cfg)

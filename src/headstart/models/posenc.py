@@ -8,6 +8,11 @@ layer applies to its queries and keys.
 ``random_subset``: a learned table of ``max_positions`` rows, larger than the context. In training
 each sequence uses a sorted random subset of T distinct rows; in eval it uses the first T rows, so
 a model trained on short sequences has seen (and trained) every row it may need for longer ones.
+
+Tables (``learned``, ``random_subset``, and ``sinusoidal`` made trainable) are
+:class:`PositionTable`: a parameter, or a persistent buffer when fixed (a fixed random table is
+part of the model and is saved with it); either way the state-dict key is ``weight``. A trainable
+sinusoidal table starts as the fixed encoding (:func:`sinusoidal_rows`).
 """
 from __future__ import annotations
 
@@ -37,16 +42,40 @@ def inverse_frequencies(dim: int, base: float = 10000.0, device=None) -> torch.T
     return base ** (-torch.arange(0, dim, 2, dtype=torch.float32, device=device) / dim)
 
 
-class LearnedPositions(nn.Module):
-    """A learned table of ``n_positions`` rows, looked up at the given positions."""
+class PositionTable(nn.Module):
+    """A table of ``n_positions`` rows, looked up at the given positions: learned (a parameter),
+    or fixed with ``trainable=False`` (a persistent buffer, saved in the state dict under the same
+    key ``weight``). It starts N(0, 0.02); the owning model re-initialises it."""
 
-    def __init__(self, n_positions: int, n_embd: int):
+    def __init__(self, n_positions: int, n_embd: int, trainable: bool = True):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_positions, n_embd))
-        nn.init.normal_(self.weight, std=0.02)
+        weight = torch.empty(n_positions, n_embd)
+        nn.init.normal_(weight, std=0.02)
+        if trainable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
+
+    @property
+    def trainable(self) -> bool:
+        return isinstance(self.weight, nn.Parameter)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return nn.functional.embedding(positions, self.weight)  # (B|1, T, C)
+
+
+def sinusoid(positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+    """The sin/cos encoding of integer ``positions`` (..., T) at frequencies ``inv_freq`` (C/2,):
+    (..., T, C), even channels sin, odd channels cos."""
+    angles = positions.float().unsqueeze(-1) * inv_freq  # (..., T, C/2)
+    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # (..., T, C)
+
+
+def sinusoidal_rows(n_positions: int, n_embd: int, base: float = 10000.0, device=None) -> torch.Tensor:
+    """Rows 0..n_positions-1 of :class:`SinusoidalPositions`' encoding, computed the same way
+    (the initial value of a trainable sinusoidal table), (n_positions, n_embd) float32."""
+    positions = torch.arange(n_positions, device=device)
+    return sinusoid(positions, inverse_frequencies(n_embd, base, device=device))
 
 
 class SinusoidalPositions(nn.Module):
@@ -59,8 +88,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("inv_freq", inverse_frequencies(n_embd, base), persistent=False)  # (C/2,)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        angles = positions.float().unsqueeze(-1) * self.inv_freq  # (B|1, T, C/2)
-        return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # (B|1, T, C)
+        return sinusoid(positions, self.inv_freq)  # (B|1, T, C)
 
 
 class RotaryPositions(nn.Module):

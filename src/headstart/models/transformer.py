@@ -1,9 +1,11 @@
 """One transformer core for every model of the study.
 
 GPT-2 (pre-LN, causal, learned positions), BERT (post-LN, bidirectional, token types, embedding
-LayerNorm) and the study variants (norm pre/post/none; learned, sinusoidal, rotary, random-subset
-or no positions; attention scale; activation; dropout; bias) are all configurations of
-:class:`TransformerConfig` run by :class:`Transformer`. Attention always goes through
+LayerNorm), Llama (pre-norm RMSNorm, rotary positions, gated MLP, no biases) and the study variants
+(norm pre/post/none; LayerNorm or RMSNorm; plain or gated MLP; learned, sinusoidal, rotary,
+random-subset or no positions, trainable or fixed, with dropout; attention scale; activation;
+dropout; bias) are all configurations of :class:`TransformerConfig` run by :class:`Transformer`.
+Attention always goes through
 ``torch.nn.functional.scaled_dot_product_attention``; with no padding mask the causal case uses its
 ``is_causal=True`` fast path and no mask is built at all. ``attention='disentangled'`` is
 DeBERTa-v2's attention (:class:`DisentangledSelfAttention`): its relative-position terms enter SDPA
@@ -15,7 +17,8 @@ Outputs are the same with and without the cache (``tests/test_sampling.py``).
 
 Parameter names follow GPT-2 (``wte``, ``wpe``, ``h.N.ln_1``, ``h.N.attn.c_attn`` (fused q, k, v),
 ``h.N.attn.c_proj``, ``h.N.mlp.c_fc``, ``h.N.mlp.c_proj``, ``ln_f``) so checkpoints read naturally;
-:mod:`headstart.models.hf` maps them to and from Hugging Face.
+a gated MLP adds ``h.N.mlp.c_up`` (``c_fc`` is its gate). :mod:`headstart.models.hf` maps them to
+and from Hugging Face.
 """
 from __future__ import annotations
 
@@ -33,15 +36,17 @@ from torch import nn
 from headstart.config import Config, knob
 from headstart.models.posenc import (
     POSITION_KINDS,
-    LearnedPositions,
+    PositionTable,
     RotaryPositions,
     SinusoidalPositions,
     apply_rotary,
     default_positions,
+    sinusoidal_rows,
 )
 from headstart.models.relpos import RelativePositions
 
 NORM_KINDS = ("pre", "post", "none")
+ADDITIVE_POSITIONS = ("learned", "sinusoidal", "random_subset")  # encodings added to the embeddings
 _SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
 
 
@@ -49,6 +54,8 @@ _SIGMOID_RE = re.compile(r"^sigmoid(\d*)$")
 
 NormKind = Literal["pre", "post", "none"]
 PositionKind = Literal["learned", "sinusoidal", "rotary", "random_subset", "none"]
+NormType = Literal["layernorm", "rmsnorm"]
+MLPKind = Literal["plain", "gated"]
 AttentionKind = Literal["standard", "disentangled"]
 RelativeTerm = Literal["c2p", "p2c"]
 assert typing.get_args(NormKind) == NORM_KINDS and typing.get_args(PositionKind) == POSITION_KINDS
@@ -68,6 +75,12 @@ class TransformerConfig(Config):
     embed_norm: bool = False            # LayerNorm on the summed embeddings (BERT)
     pos: PositionKind = "learned"
     max_positions: int | None = knob(None, ge=1)  # position-table rows; None = block_size (learned), 4x (random_subset)
+    # None = the kind's default: learned / random_subset tables trainable, sinusoidal fixed. True with
+    # sinusoidal: a trainable table of max_positions rows that starts as the sinusoidal encoding;
+    # False with learned / random_subset: a fixed table (a buffer, still saved with the model).
+    pos_trainable: bool | None = None
+    pos_init_std: float | None = knob(None, ge=0)  # std of a learned / random_subset table's init; None = init_std
+    pos_dropout: float = knob(0.0, ge=0, lt=1)  # dropout on the additive position encoding before it is added
     rope_base: float = knob(10000.0, gt=0)  # base of the rotary / sinusoidal frequencies
     type_vocab_size: int = knob(0, ge=0)  # token-type (segment) embeddings; 0 = none
     padding_idx: int | None = knob(None, ge=0)  # word-embedding row that gets no gradient from lookups (HF BERT pad)
@@ -76,7 +89,9 @@ class TransformerConfig(Config):
     embd_dropout: float = knob(0.0, ge=0, lt=1)
     resid_dropout: float = knob(0.0, ge=0, lt=1)
     attn_dropout: float = knob(0.0, ge=0, lt=1)  # on attention probabilities (SDPA dropout_p, training only)
-    ln_eps: float = knob(1e-5, gt=0)
+    ln_eps: float = knob(1e-5, gt=0)      # epsilon of every norm (LayerNorm or RMSNorm; Llama uses 1e-6)
+    norm_type: NormType = "layernorm"   # every norm of the model: ln_1, ln_2, ln_f, ln_e (weight-only RMSNorm)
+    mlp: MLPKind = "plain"              # plain: c_proj(act(c_fc x)); gated: c_proj(act(c_fc x) * c_up x) (GLU)
     bias: bool = True                   # biases of Linear and LayerNorm
     qkv_bias: bool = True               # biases of the query/key/value projection (with bias; False: the UP original)
     dropout_at: Literal["branch", "output"] = "branch"  # post-LN: ln(x + drop(f(x))) or drop(ln(x + f(x))) (UP original)
@@ -106,6 +121,16 @@ class TransformerConfig(Config):
                         f"(rotary positions; n_embd = {self.n_embd})")
         if self.pos == "sinusoidal":
             self.expect(self.n_embd % 2 == 0, "n_embd", "an even number (sinusoidal positions)")
+        additive = f"null unless pos is one of {', '.join(ADDITIVE_POSITIONS)} (got pos={self.pos!r})"
+        self.expect(self.pos_trainable is None or self.pos in ADDITIVE_POSITIONS, "pos_trainable", additive)
+        self.expect(self.pos_init_std is None or self.pos in ("learned", "random_subset"), "pos_init_std",
+                    f"null unless pos is 'learned' or 'random_subset' (a randomly initialised table; "
+                    f"got pos={self.pos!r})")
+        self.expect(self.pos_dropout == 0 or self.pos in ADDITIVE_POSITIONS, "pos_dropout",
+                    f"0 unless pos is one of {', '.join(ADDITIVE_POSITIONS)} (got pos={self.pos!r})")
+        if self.pos == "sinusoidal" and self.pos_trainable:
+            self.expect(self.max_positions >= self.block_size, "max_positions",
+                        f"at least block_size = {self.block_size} (a trainable sinusoidal table)")
         self.expect(is_activation(self.activation), "activation", ACTIVATIONS)
         if self.attention == "disentangled":
             self.expect(self.pos in ("learned", "none"), "pos",
@@ -122,6 +147,19 @@ class TransformerConfig(Config):
     @property
     def mlp_dim(self) -> int:
         return self.d_ff if self.d_ff is not None else 4 * self.n_embd
+
+    @property
+    def position_table(self) -> bool:
+        """Whether positions are rows of a table (:class:`~headstart.models.posenc.PositionTable`)
+        rather than computed (fixed sinusoidal, rotary) or absent."""
+        return self.pos in ("learned", "random_subset") or (self.pos == "sinusoidal" and bool(self.pos_trainable))
+
+    @property
+    def positions_trainable(self) -> bool:
+        """``pos_trainable`` resolved: None is True for learned / random_subset tables, else False."""
+        if self.pos_trainable is not None:
+            return self.pos_trainable
+        return self.pos in ("learned", "random_subset")
 
     def attention_scale(self) -> float:
         """The factor of q·k. Disentangled attention sums 1 + len(pos_att_type) terms and scales
@@ -145,30 +183,34 @@ class TransformerConfig(Config):
 
 # ----------------------------------------------------------------------------- activations
 
-ACTIVATIONS = "one of relu, gelu, gelu_tanh, sign or sigmoidN (sigmoid(x * 10^-N), e.g. sigmoid3)"
+ACTIVATIONS = "one of relu, gelu, gelu_tanh, silu, sign or sigmoidN (sigmoid(x * 10^-N), e.g. sigmoid3)"
 
 
 def is_activation(name: str) -> bool:
     """Whether :func:`get_activation` knows ``name``."""
-    return name in ("relu", "gelu", "gelu_tanh", "sign") or bool(isinstance(name, str) and _SIGMOID_RE.match(name))
+    return (name in ("relu", "gelu", "gelu_tanh", "silu", "sign")
+            or bool(isinstance(name, str) and _SIGMOID_RE.match(name)))
 
 
 def get_activation(name: str):
-    """The elementwise function called ``name``: relu, gelu (erf), gelu_tanh, sign, sigmoidN
-    (= sigmoid(x * 10^-N); plain 'sigmoid' is N = 0)."""
+    """The elementwise function called ``name``: relu, gelu (erf), gelu_tanh, silu (x sigmoid(x),
+    Llama's SwiGLU gate), sign, sigmoidN (= sigmoid(x * 10^-N); plain 'sigmoid' is N = 0)."""
     if name == "relu":
         return F.relu
     if name == "gelu":
         return F.gelu
     if name == "gelu_tanh":
         return lambda x: F.gelu(x, approximate="tanh")
+    if name == "silu":
+        return F.silu
     if name == "sign":
         return torch.sign
     m = _SIGMOID_RE.match(name) if isinstance(name, str) else None
     if m:
         factor = 10.0 ** -int(m.group(1) or 0)
         return lambda x: torch.sigmoid(x * factor)
-    raise ValueError(f"unknown activation {name!r}; expected relu, gelu, gelu_tanh, sign or sigmoidN (e.g. 'sigmoid3')")
+    raise ValueError(f"unknown activation {name!r}; expected relu, gelu, gelu_tanh, silu, sign or sigmoidN "
+                     "(e.g. 'sigmoid3')")
 
 
 class Activation(nn.Module):
@@ -186,7 +228,36 @@ class Activation(nn.Module):
 
 # ----------------------------------------------------------------------------- blocks
 
-def layer_norm(cfg: TransformerConfig) -> nn.LayerNorm:
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (Zhang & Sennrich 2019; Llama): ``weight * x / sqrt(mean(x²) + eps)``
+    over the last dimension, without centring or bias.
+
+    The normalisation runs in float32 whatever the input dtype and is cast back before the weight
+    scales it, as Hugging Face's Llama does: stable for half precision inputs, and for float64 it
+    keeps parity with HF (whose float64 models round here to float32 too)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+def layer_norm(cfg: TransformerConfig) -> nn.LayerNorm | RMSNorm:
+    """The model's norm layer: a LayerNorm (with a bias iff ``cfg.bias``) or, with
+    ``norm_type='rmsnorm'``, an :class:`RMSNorm`; epsilon ``cfg.ln_eps`` either way."""
+    if cfg.norm_type == "rmsnorm":
+        return RMSNorm(cfg.n_embd, eps=cfg.ln_eps)
     return nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
 
 
@@ -369,14 +440,22 @@ class DisentangledSelfAttention(SelfAttention):
 
 
 class MLP(nn.Module):
+    """plain: ``c_proj(act(c_fc(x)))``; gated (GLU family; Shazeer 2020): ``c_proj(act(c_fc(x)) *
+    c_up(x))``, SwiGLU with silu, GeGLU with gelu. ``c_fc`` is the gate (Llama's ``gate_proj``),
+    ``c_up`` the linear half (``up_proj``), ``c_proj`` the output (``down_proj``)."""
+
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_dim, bias=cfg.bias)
+        self.c_up = nn.Linear(cfg.n_embd, cfg.mlp_dim, bias=cfg.bias) if cfg.mlp == "gated" else None
         self.act = Activation(cfg.activation)
         self.c_proj = nn.Linear(cfg.mlp_dim, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.act(self.c_fc(x)))
+        h = self.act(self.c_fc(x))
+        if self.c_up is not None:
+            h = h * self.c_up(x)
+        return self.c_proj(h)
 
 
 class Block(nn.Module):
@@ -440,15 +519,15 @@ def sdpa_mask(attention_mask: torch.Tensor | None, seq_len: int, causal: bool, p
 # ----------------------------------------------------------------------------- the core
 
 class Transformer(nn.Module):
-    """Embeddings + blocks (+ final LayerNorm). Returns hidden states (B, T, C); heads live in
+    """Embeddings + blocks (+ final norm). Returns hidden states (B, T, C); heads live in
     :mod:`gpt` and :mod:`bert`."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd, padding_idx=cfg.padding_idx)
-        if cfg.pos in ("learned", "random_subset"):
-            self.wpe = LearnedPositions(cfg.max_positions, cfg.n_embd)
+        if cfg.position_table:
+            self.wpe = PositionTable(cfg.max_positions, cfg.n_embd, trainable=cfg.positions_trainable)
         elif cfg.pos == "sinusoidal":
             self.wpe = SinusoidalPositions(cfg.n_embd, cfg.rope_base)
         elif cfg.pos == "rotary":
@@ -459,6 +538,7 @@ class Transformer(nn.Module):
         if cfg.attention == "disentangled" and cfg.pos_att_type:
             self.rel = RelativePositions(cfg.n_embd, cfg.max_relative_positions, cfg.position_buckets,
                                          cfg.norm_rel_ebd, cfg.ln_eps, cfg.bias)
+        self.pos_drop = nn.Dropout(cfg.pos_dropout) if cfg.pos_dropout > 0 else None
         self.drop = nn.Dropout(cfg.embd_dropout)
         self.h = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = layer_norm(cfg) if cfg.final_norm else None
@@ -466,20 +546,28 @@ class Transformer(nn.Module):
 
     def reset_parameters(self) -> None:
         """GPT-2 init: N(0, init_std) weights, zero biases, output projections scaled by
-        1/sqrt(2 n_layer), LayerNorms at identity."""
-        std = self.config.init_std
+        1/sqrt(2 n_layer), norms at identity; position tables N(0, pos_init_std or init_std), or
+        the sinusoidal encoding for a trainable sinusoidal table."""
+        cfg = self.config
+        std = cfg.init_std
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 scale = 1.0 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj") else 1.0
                 nn.init.normal_(module.weight, std=std * scale)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.Embedding, LearnedPositions)):
+            elif isinstance(module, PositionTable) and cfg.pos == "sinusoidal":
+                with torch.no_grad():
+                    module.weight.copy_(sinusoidal_rows(cfg.max_positions, cfg.n_embd, cfg.rope_base,
+                                                        device=module.weight.device))
+            elif isinstance(module, PositionTable):
+                nn.init.normal_(module.weight, std=std if cfg.pos_init_std is None else cfg.pos_init_std)
+            elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=std)
-                if getattr(module, "padding_idx", None) is not None:
+                if module.padding_idx is not None:
                     with torch.no_grad():
                         module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
+            elif isinstance(module, (nn.LayerNorm, RMSNorm)):
                 module.reset_parameters()
 
     def positions(self, batch: int, seq_len: int, device) -> torch.Tensor:
@@ -510,7 +598,7 @@ class Transformer(nn.Module):
         B, T, _ = x.shape
         past = 0 if cache is None else cache.length
         if positions is None:
-            if cfg.pos in ("learned", "random_subset") and past + T > cfg.block_size:
+            if cfg.position_table and past + T > cfg.block_size:
                 raise ValueError(f"sequence length {past + T} exceeds block_size {cfg.block_size}")
             if cfg.pos != "none":
                 positions = self.positions(B, T, x.device) + past  # (B|1, T)
@@ -526,7 +614,10 @@ class Transformer(nn.Module):
         if cfg.pos == "rotary":
             pos = self.rotary(positions)  # (cos, sin), each (B|1, 1, T, hs/2)
         elif cfg.pos != "none":
-            x = x + self.wpe(positions).to(x.dtype)  # (B|1, T, C) broadcast over the batch
+            enc = self.wpe(positions).to(x.dtype)  # (B|1, T, C) broadcast over the batch
+            if self.pos_drop is not None:  # each sequence drops its own entries of the encoding
+                enc = self.pos_drop(enc.expand(B, T, -1))
+            x = x + enc
         if self.ln_e is not None:
             x = self.ln_e(x)
         x = self.drop(x)
@@ -547,7 +638,7 @@ class Transformer(nn.Module):
         token-type tables (lookups, no matmul)."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            if isinstance(getattr(self, "wpe", None), LearnedPositions):
+            if isinstance(getattr(self, "wpe", None), PositionTable) and self.wpe.trainable:
                 n -= self.wpe.weight.numel()
             if self.wtt is not None:
                 n -= self.wtt.weight.numel()

@@ -6,7 +6,9 @@
   lengths are padded on the left; their positions count real tokens only (HF:
   ``cumsum(mask) − 1``), so a prompt's continuation is the same alone and in a batch. With
   ``eos_token_id`` a finished row is filled with ``pad_token_id`` (default: the EOS id) and
-  generation stops when every row has finished, as in Hugging Face ``generate``. With the cache
+  generation stops when every row has finished, as in Hugging Face ``generate``. Explicit prompt
+  ``positions`` replace the counted ones (e.g. padding inside a prompt that keeps its positions);
+  new tokens continue from each row's last prompt position. With the cache
   each step feeds one token per row and takes the last position's logits only; ``use_cache=False``
   recomputes the whole sequence each step (same tokens).
 * :func:`specific_completion_probs`: log-probabilities of fixed completions under several contexts
@@ -75,12 +77,17 @@ def generate(model: torch.nn.Module, input_ids: Prompts, max_new_tokens: int, *,
              attention_mask: torch.Tensor | None = None, temperature: float = 1.0, freq_penalty: float = 0.0,
              presence_penalty: float = 0.0, top_k: int = 0, top_p: float = 0.0, min_tokens_to_keep: int = 1,
              eos_token_id: int | None = None, pad_token_id: int | None = None, use_cache: bool = True,
-             generator: torch.Generator | None = None,
+             generator: torch.Generator | None = None, positions: torch.Tensor | None = None,
              return_scores: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Continue prompts by up to ``max_new_tokens`` tokens.
 
-    ``input_ids``: (T,), (B, T) with an optional left-padding ``attention_mask``, or a list of
-    prompts (token lists or 1-D tensors, left-padded here with ``pad_token_id``). Returns the
+    ``input_ids``: (T,), (B, T) with an optional ``attention_mask`` (1 = token, 0 = padding, which
+    may sit anywhere in the prompt: left padding, or gaps inside it), or a list of prompts (token
+    lists or 1-D tensors, left-padded here with ``pad_token_id``). The prompt's positions count
+    its tokens only, ``cumsum(mask) - 1``, so a prompt with gaps continues exactly as the prompt
+    with the gaps removed; ``positions`` ((T,) or (B, T), with tensor ``input_ids`` only) sets
+    them instead, and new tokens then take positions last + 1, last + 2, ... after each row's
+    last prompt position. Returns the
     prompt ids followed by the new tokens, (B, T + n) (or (T + n,) for a 1-D prompt), n <=
     ``max_new_tokens`` (fewer when every row has produced ``eos_token_id``). With
     ``return_scores`` also the scores each token was chosen from, (B, n, V) (or (n, V)): the
@@ -99,17 +106,25 @@ def generate(model: torch.nn.Module, input_ids: Prompts, max_new_tokens: int, *,
     else:
         if attention_mask is not None:
             raise ValueError("attention_mask goes with a tensor of input_ids; a list of prompts is padded here")
+        if positions is not None:
+            raise ValueError("positions go with a tensor of input_ids; a list of prompts is padded here")
         ids, mask = left_pad(input_ids, fill, device)
     if mask is not None and bool(mask.all()):
         mask = None  # no padding: SDPA's causal fast path, default positions
     B, T = ids.shape
     out = torch.full((B, T + max_new_tokens), fill, dtype=torch.long, device=device)
     out[:, :T] = ids
-    positions = full_mask = None
+    full_mask = None
+    steps = torch.arange(1, max_new_tokens + 1, device=device)
+    if positions is not None:
+        prompt_pos = (positions[None] if positions.dim() == 1 else positions).to(device=device, dtype=torch.long)
+        if prompt_pos.shape != (B, T):
+            raise ValueError(f"positions {tuple(positions.shape)} do not match input_ids {tuple(ids.shape)}")
+        positions = torch.cat([prompt_pos, prompt_pos[:, -1:] + steps], dim=1)  # (B, T + max_new)
+    elif mask is not None:
+        positions = torch.cat([(mask.cumsum(-1) - 1).clamp_(min=0), mask.sum(-1, keepdim=True) - 1 + steps], dim=1)
     if mask is not None:
         full_mask = torch.cat([mask, mask.new_ones(B, max_new_tokens)], dim=1)  # (B, T + max_new)
-        steps = torch.arange(1, max_new_tokens + 1, device=device)
-        positions = torch.cat([(mask.cumsum(-1) - 1).clamp_(min=0), mask.sum(-1, keepdim=True) - 1 + steps], dim=1)
     penalised = temperature > 0 and (freq_penalty != 0.0 or presence_penalty != 0.0)
     counts = token_counts(ids, model.config.vocab_size, mask) if penalised else None
     unfinished = torch.ones(B, dtype=torch.bool, device=device) if eos_token_id is not None else None
