@@ -8,6 +8,7 @@ prepare.py      `prepare`: one data set into ``data/<name>/`` plus ``provenance.
                 (rules/data.smk); the per-data-set preparers
 synthetic.py    deterministic offline stand-ins of every data set (the smoke profile)
 bytes.py        uint8 memmaps, splits and batches; lettercount.py the letter-counting task
+arithmetic.py   the blotch study's +/* problems, step-by-step solutions, tokenizer, rows, splits
 manifest.py     the paper's data table from the provenance records
 
 The functions `fetch` and `prepare` are not re-exported here (their modules have the same
