@@ -15,7 +15,9 @@ import sys
 from pathlib import Path, PurePosixPath
 
 
-from headstart.config import ConfigError, merge_overrides, validate_workflow_config
+from headstart.config import ConfigError, merge_overrides
+from headstart.validate import validate_workflow_config
+from headstart.blotch.hyps import variant_kind
 from headstart.data.registry import DATASETS, dataset_files
 from headstart.growth.operators import DEPTH_OPERATORS
 from headstart.jepa.data import SST2_KEYS as JEPA_SST2_KEYS
@@ -24,7 +26,7 @@ from headstart.up.evalsets import DATA_EVALSETS as UP_DATA_EVALSETS
 from headstart.workflow import script_code
 
 #: Every study of the paper, in the order of the claims ledger.
-STUDIES = ["reference", "growth", "up", "jepa"]
+STUDIES = ["reference", "growth", "up", "jepa", "blotch"]
 
 try:
     validate_workflow_config(config, Path(workflow.basedir) / "config.schema.yaml")
@@ -370,3 +372,42 @@ def jepa_probe_model(encoder):
     """The main JEPA model settings, for the random-init encoder only (the others read their file)."""
     return jepa_variant("main", "model") if encoder == "random" else {}
 
+
+
+# ---------------------------------------------------------------------------------------- blotch
+
+
+def blotch_hyps(variant, n_layers):
+    """The hyper-parameters of one blotch training run: config blotch.hyps with the variant's
+    overrides (config blotch.variants) and the depth of the wildcard."""
+    return {**config["blotch"]["hyps"], **config["blotch"]["variants"][variant], "n_layers": int(n_layers)}
+
+
+def blotch_variant_kinds():
+    """Every blotch variant's kind (cos, fixed, vanilla, direct), by name."""
+    return {v: variant_kind(blotch_hyps(v, 1)) for v in config["blotch"]["variants"]}
+
+
+def blotch_runs(what="model.pt"):
+    """One file of every blotch training run: variant x depth x seed."""
+    b = config["blotch"]
+    return [f"results/blotch/train/{v}/L{n}/s{s}/{what}" for v in b["variants"] for n in b["n_layers"]
+            for s in b["seeds"]]
+
+
+def blotch_evals():
+    """Every evaluation: each training run at each temperature."""
+    b = config["blotch"]
+    return [f"results/blotch/eval/{v}/L{n}/s{s}/T{float(t)}.parquet" for v in b["variants"] for n in b["n_layers"]
+            for s in b["seeds"] for t in b["temperatures"]]
+
+
+def blotch_compress_runs():
+    """Every context-compression job's rows: cmp_len x n_cmps (config blotch.compress)."""
+    c = config["blotch"]["compress"]
+    return [f"results/blotch/compress/c{n}_n{k}/rows.parquet" for n in c["cmp_len"] for k in c["n_cmps"]]
+
+
+def blotch_compress_targets():
+    """The context-compression prototype's outputs (part of the blotch target)."""
+    return [f"results/paper/blotch_compress.{ext}" for ext in ("png", "pdf", "md", "csv")]

@@ -16,7 +16,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from headstart.config import Config, ConfigError, knob, validate_workflow_config
+from headstart.config import Config, ConfigError, knob
+from headstart.validate import validate_workflow_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config.schema.yaml"
@@ -278,7 +279,9 @@ def test_schema_numbers_are_bounded_and_objects_closed():
             "properties.up.properties.pretrain.properties.train",
             "properties.up.properties.finetune.properties.train"} | {
             f"properties.jepa.properties.{k}" for k in ("data", "model", "masking", "train", "mlm", "probe")} | {
-            f"properties.jepa.properties.variants.additionalProperties.properties.{k}" for k in ("model", "masking")}
+            f"properties.jepa.properties.variants.additionalProperties.properties.{k}" for k in ("model", "masking")} | {
+            f"properties.blotch.properties.{k}" for k in ("env", "hyps", "compress")} | {
+            "properties.blotch.properties.variants.additionalProperties"}
     problems = []
 
     def walk(node, where):
@@ -304,7 +307,8 @@ def test_schema_numbers_are_bounded_and_objects_closed():
 CONFIG_MODULES = ["headstart.models.transformer", "headstart.models.gpt", "headstart.models.bert",
                   "headstart.growth.model", "headstart.up.model", "headstart.up.base", "headstart.up.lstm",
                   "headstart.up.sources", "headstart.train.loop", "headstart.jepa.data", "headstart.jepa.masking",
-                  "headstart.jepa.model", "headstart.jepa.train", "headstart.jepa.probe"]
+                  "headstart.jepa.model", "headstart.jepa.train", "headstart.jepa.probe", "headstart.data.arithmetic",
+                  "headstart.blotch.hyps", "headstart.blotch.compress"]
 
 
 def all_config_classes():
