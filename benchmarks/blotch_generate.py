@@ -10,12 +10,13 @@ last line is exactly
     KV-cache speed-up: 12.3x
 
 The model is a trained one (``--model results/blotch/train/<variant>/L<n>/s<seed>/model.pt``, with
-its problem set ``--problems``), or by default a fresh paper-shape model (Llama-style, d 128,
-4 heads, ``--layers`` layers) on problems drawn at the paper's task settings. A random model
-rarely stops early, so it generates the full row: the longest case.
+its problem set ``--problems``), or by default a fresh model of the paper's shape (Llama-style,
+d 128, 4 heads, ``--layers`` layers) on problems of the CPU-scale task (``--max-num`` 100, up to 3
+numbers, sums only; ``--max-num 5000 --max-mult-num 7 --p-mult 0.25`` is the paper's, whose rows
+reach 869 tokens). A random model rarely stops early, so it generates the whole row: the longest case.
 
-    OMP_NUM_THREADS=2 python benchmarks/blotch_generate.py                # CPU, about a minute
-    python benchmarks/blotch_generate.py --device cuda --batch 500
+    OMP_NUM_THREADS=2 python benchmarks/blotch_generate.py                # CPU, about two minutes
+    python benchmarks/blotch_generate.py --device cuda --batch 500 --n 500 --max-num 5000 --max-mult-num 7 --p-mult 0.25
 """
 from __future__ import annotations
 
@@ -40,10 +41,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="a trained model.pt (default: a fresh paper-shape model)")
     ap.add_argument("--problems", help="its problems.json (default: drawn at the paper's settings)")
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--n", type=int, default=200, help="problems per round")
-    ap.add_argument("--batch", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--n", type=int, default=100, help="problems per round")
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--max-num", type=int, default=100)
+    ap.add_argument("--max-mult-num", type=int, default=None)
+    ap.add_argument("--p-mult", type=float, default=0.0)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     device = pick_device(args.device)
@@ -54,8 +58,8 @@ def main() -> int:
         if problems is None:
             ap.error("--model needs --problems")
     else:
-        env = ArithmeticConfig(max_num=5000, max_ents=3, p_mult=0.25, max_mult_num=7, init_samples=args.n,
-                               val_samples=args.n, data_seed=0)
+        env = ArithmeticConfig(max_num=args.max_num, max_ents=3, p_mult=args.p_mult, max_mult_num=args.max_mult_num,
+                               init_samples=args.n, val_samples=args.n, enumerate_below=0, data_seed=0)
         ps = make_problem_set(env)
         problems = ps["val"]
         model = BlotchModel(BlotchHyps(n_layers=args.layers), ps["seq_len"], ps["prob_len"])

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from headstart.blotch import train as btrain
 from headstart.blotch.align import align, shortened
@@ -20,10 +22,12 @@ from headstart.blotch.masks import blotch_mask
 from headstart.blotch.model import N_TOKENS, BlotchModel, core_config, load_model, save_model
 from headstart.blotch.train import Plateau, RowStream, decay_lr, train_run, trim, updates
 from headstart.config import ConfigError
+from headstart.validate import validate_workflow_config
 from headstart.data.arithmetic import (PAD_ID, ArithmeticConfig, encode, encode_rows, make_problem_set,
                                        max_lengths, target_text)
 
 TINY = dict(d_model=32, n_heads=2, n_layers=2, h_mult=2)
+REPO = Path(__file__).resolve().parents[1]
 
 # spec blotch.md §4: the original's example_config.json at HEAD (+ the init_samples it lacked)
 EXAMPLE_CONFIG = {
@@ -52,6 +56,7 @@ def test_kinds_levels_and_intensities_follow_the_original_rules():
 
 
 @pytest.mark.parametrize("bad, key", [({"n_heads": 3}, "n_heads"), ({"direct": True, "blotch_p": 0.3}, "direct"),
+                                      ({"blotch_p_min": 0.5, "n_btokens": 11}, "n_btokens"),
                                       ({"blotch_p_min": 0.8, "blotch_p_max": 0.2}, "blotch_p_max"),
                                       ({"posenc_type": "Rotary"}, "posenc_type"), ({"lr": 0}, "lr")])
 def test_bad_hyps_are_rejected_by_key(bad, key):
@@ -61,10 +66,20 @@ def test_bad_hyps_are_rejected_by_key(bad, key):
 
 def test_converter_maps_the_example_config_and_rejects_unknown_keys(tmp_path, capsys):
     block, notes = convert(EXAMPLE_CONFIG)
-    assert block["env"] == {"max_num": 100, "max_ents": 3, "p_mult": 0, "val_samples": 10000, "init_samples": 20000}
+    assert block["env"] == {"max_num": 100, "max_ents": 3, "p_ent": 0.5, "p_mult": 0, "max_mult_num": None,
+                            "space_mults": True, "zipf_order": 0.0, "val_samples": 10000, "init_samples": 20000}
     h = block["hyps"]
     assert h["arch"] == "transformer" and h["blotch_p"] == 0.4 and h["pad_pos_skip"] is True and h["patience"] == 5
+    # keys the example leaves out take the original's code defaults (spec §4), not config.yaml's paper values
+    assert (h["plateau_scheduler"], h["blotch_spacing"], h["label_smoothing"], h["warmup_steps"]) == (True, "random",
+                                                                                                    0.0, 100)
+    assert block["n_layers"] == [2] and "n_layers" not in h and block["variants"] == {"fixed": {}}
     assert "exp_name" not in h and any(n.startswith("torch_dtype") for n in notes)
+    cfg = yaml.safe_load(open(REPO / "config.yaml"))
+    validate_workflow_config({**cfg, "blotch": block}, REPO / "config.schema.yaml")   # a valid whole section
+    assert convert({k: v for k, v in EXAMPLE_CONFIG.items() if k != "drop_p"})[0]["hyps"]["drop_p"] == 0.5
+    with pytest.raises(ConfigError, match="lr"):
+        convert({k: v for k, v in EXAMPLE_CONFIG.items() if k != "lr"})   # required by the original
     with pytest.raises(ConfigError, match="axe_tol"):
         convert({**EXAMPLE_CONFIG, "axe_tol": 0.1})           # a README name the code never read
     with pytest.raises(ConfigError, match="star_loops"):
@@ -223,7 +238,8 @@ def test_score_on_hand_worked_solutions():
     assert short["correct"] and short["pred_len"] == len("=8+4+17=19+10")
     assert short["len_percent"] == pytest.approx(100 * (len(t) - len("=29") - len("=8+4+17=19+10")) / (len(t) - 3))
     direct = score("4+17+8", "=29")
-    assert direct["correct"] and direct["len_percent"] == 100
+    assert direct["correct"] and direct["len_percent"] == 100 and direct["token_acc"] < 0.1
+    assert score("4+17+8", "=29", direct=True)["token_acc"] == 1   # a Direct model is scored on "=29E"
     assert not score("4+17+8", "=8+4+17=28")["correct"]
     assert target_text("4+3") == "=7" and math.isnan(score("4+3", "=7")["len_percent"])  # no chain to shorten
 

@@ -29,7 +29,8 @@ REDUCTION = {("cos", 0): 10, ("cos", 1): 40, ("cos", 2): 60, ("cos", 3): 80, ("v
              ("direct", 0): 100, ("fixed", 0): 40}
 INTENSITY = {("cos", i): p for i, p in enumerate(LEVELS)} | {("vanilla", 0): 0.0, ("direct", 0): 0.0,
                                                             ("fixed", 0): 0.4}
-CFG = {"alpha": 0.05, "margin": 5.0, "min_shortening": 50.0, "intensity": 0.0, "temperature": 0.6, "depth": None}
+CFG = {"alpha": 0.05, "margin": 5.0, "min_shortening": 50.0, "intensity": 0.0, "temperature": 0.6,
+       "temperature_intensity": 0.0, "depth": None}
 SEEDS = (0, 1, 2, 3)
 
 # % correct per seed, (variant, level) -> list; T = 0 validation unless named otherwise.
@@ -175,6 +176,9 @@ def test_claims_designed_effects_are_supported():
     assert temp.verdict == "supported" and temp.value == pytest.approx(33.5 - 56.25)
     ood = by(cl, "out-of-distribution")
     assert ood.verdict == "supported" and ood.value == pytest.approx(10.25)
+    highest = by(run_claims(full(), temperature_intensity=None), "loses less accuracy")
+    top = full()[lambda r: r.variant == "cos"].intensity.max()
+    assert f"(intensity {top:.3g})" in highest.claim          # null: the highest evaluated intensity
     assert f"same {N} out-of-distribution problems" in ood.n_what and f"same {N} validation" in ni.n_what
     p = [c.p_value for c in cl]
     assert [c.p_holm for c in cl] == pytest.approx(list(holm(p)))

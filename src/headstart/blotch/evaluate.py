@@ -70,12 +70,14 @@ def generate_solutions(model: BlotchModel, problems: Sequence[str], *, level: in
     return out
 
 
-def score(problem: str, pred: str, target: str | None = None) -> dict[str, Any]:
-    """One generated solution against the algorithmic one (both start with ``=``)."""
+def score(problem: str, pred: str, target: str | None = None, direct: bool = False) -> dict[str, Any]:
+    """One generated solution against the algorithmic one (both start with ``=``). Token accuracy
+    is against what the model was trained to write: the chain, or for a Direct model
+    (``direct``) the answer alone; the chain lengths always measure the algorithmic chain."""
     target = target_text(problem) if target is None else target
     answer = evaluate_expr(problem)
     final = pred[pred.rfind("=") + 1:] if "=" in pred else pred
-    t_ids, p_ids = encode(target) + [EOS_ID], encode(pred) + [EOS_ID]
+    t_ids, p_ids = encode(target_text(problem, direct=True) if direct else target) + [EOS_ID], encode(pred) + [EOS_ID]
     same = sum(a == b for a, b in zip(t_ids, p_ids))
     target_len, pred_len = target.rfind("="), pred.rfind("=")
     return {"problem": problem, "target": target, "pred": pred, "answer": answer, "correct": final == str(answer),
@@ -98,5 +100,5 @@ def evaluate_problems(model: BlotchModel, splits: dict[str, Sequence[str]], leve
             intensity = model.hyps.intensity(level) if level is not None else model.hyps.blotch_p
             for p, t, y in zip(problems, targets, preds):
                 rows.append({"split": split, "level": 0 if level is None else level, "intensity": intensity,
-                             **score(p, y, t)})
+                             **score(p, y, t, direct=model.hyps.direct)})
     return pd.DataFrame(rows, columns=EVAL_COLUMNS)

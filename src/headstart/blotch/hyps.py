@@ -112,6 +112,10 @@ class BlotchHyps(Config):
         if self.blotch_p_min is not None and self.blotch_p_max is not None:
             self.expect(self.blotch_p_min <= self.blotch_p_max, "blotch_p_max",
                         f"at least blotch_p_min = {self.blotch_p_min}")
+        if self.is_cos:
+            top = self.p_range[0] + (self.levels - 1) / self.bp_gran
+            self.expect(top <= 1 + 1e-9, "n_btokens", f"at most {int((1 - self.p_range[0]) * self.bp_gran) + 1} levels "
+                        f"(the top intensity blotch_p_min + (levels - 1) / bp_gran = {top:.3g} must not exceed 1)")
         if self.direct:
             self.expect(not self.is_cos and self.blotch_p == 0 and self.tok_drop_p == 0, "direct",
                         "false when steps are blotched (a Direct row has no steps to blotch)")
@@ -190,6 +194,23 @@ DROPPED = {
 MANIPULATION = {"star_loops", "aug_loops", "axe_loops"}
 MANIPULATION_SETTINGS = {"star_force_short", "abs_axe_tol", "rel_axe_tol", "axe_use_ppl", "axe_comp_steps",
                          "pre_epochs", "aug_mod", "in_place", "aug_temp", "bootstrap_blotch_p", "axe_blotch_p"}
+#: The original's code defaults (spec blotch.md §4) of the keys an original configuration may
+#: leave out: the converter writes them, so that the converted run is the original's even where
+#: this workflow's defaults (config.yaml: the paper's settings) differ.
+ORIGINAL_HYPS = {
+    "arch": "transformer", "d_model": 128, "n_heads": 4, "h_mult": 4, "drop_p": 0.5, "norm_first": True,
+    "actv_fxn": "gelu", "posenc_type": "SinPositionalEncoding", "max_posencs": None, "learn_posencs": False,
+    "posenc_drop_p": None, "pad_pos_skip": False, "rope_theta": "faithful", "blotch_p": 0.3, "blotch_p_min": None,
+    "blotch_p_max": None, "n_btokens": None, "bp_gran": 11, "blotch_spacing": "random", "blotch_rounding": "nearest",
+    "contig_blotches": True, "tok_drop_p": 0.0, "direct": False, "incl_intl_prob": False, "label_smoothing": 0.0,
+    "n_grad_loops": 1, "grad_clip": 0.0, "plateau_scheduler": True, "patience": 10, "warmup_steps": 100,
+    "min_lr": 1e-10, "lr_decay_exp": 0.25, "val_mod": 1, "val_batch_size": 500,
+}
+ORIGINAL_ENV = {"max_num": 10, "max_ents": 3, "p_ent": 0.5, "p_mult": 0.0, "max_mult_num": None, "space_mults": True,
+                "zipf_order": 0.0}
+#: Keys the original read with ``hyps[key]`` (no default): a configuration without them is refused.
+REQUIRED = ("n_epochs", "batch_size", "lr", "l2")
+
 #: Renamed keys (the original's README names and aliases -> ours).
 RENAMED = {"init_data": "init_samples", "learnable_posencs": "learn_posencs"}
 POSENC_NAMES = {"SinPositionalEncoding", "RandPositionalEncoding", "LearnedPositionalEncoding"}
@@ -212,7 +233,7 @@ def _convert_one(key: str, value: Any, env: dict, hyps: dict, notes: list[str], 
         notes.append(f"{key}: dropped (data manipulation is off)")
     elif key in DROPPED:
         if key == "model_type" and value in ("HFModel", "HFBlotchModel"):
-            hyps["arch"] = "llama" if "arch" not in hyps else hyps["arch"]
+            hyps.setdefault("arch", "hf")   # resolved by hf_model_type (the original's default: gpt2)
         if key == "model_type" and value in ("TransformerModel", "BlotchTokenModel"):
             hyps["arch"] = "transformer"
         if key == "hf_model_type":
@@ -231,20 +252,44 @@ def convert(hyperparameters: Mapping[str, Any], ranges: Mapping[str, Any] | None
     """An original configuration (and its ranges grid) as a ``blotch`` config block, and notes on
     what was dropped. Unknown keys raise :class:`ConfigError` naming the key.
 
-    The ranges grid maps onto the workflow's grid: ``seed`` -> ``seeds``, ``n_layers`` ->
-    ``n_layers``, ``val_temp`` -> ``temperatures``; ``blotch_p`` values become fixed variants
-    ``fixed<p>`` (0 -> ``vanilla``); other ranged keys become variants ``<key><value>``.
+    The block is a whole ``blotch`` section (paste it over config.yaml's: an overlay file cannot
+    remove config.yaml's variants). Keys the configuration leaves out take the **original's** code
+    defaults (:data:`ORIGINAL_HYPS`, :data:`ORIGINAL_ENV`; e.g. ``drop_p`` 0.5, ``pad_pos_skip``
+    false, ``blotch_p`` 0.3, the plateau scheduler), not this workflow's; the keys the original
+    required (:data:`REQUIRED`) must be there. Scalars ``seed``, ``n_layers`` and ``val_temp``
+    become the grid's ``seeds``, ``n_layers`` and ``temperatures``. The ranges grid maps onto it
+    likewise; ``blotch_p`` values become fixed variants ``fixed<p>`` (0 -> ``vanilla``); other
+    ranged keys become variants ``<key><value>``; without ranges the one run is a variant named
+    after its kind.
     """
     env: dict[str, Any] = {}
     hyps: dict[str, Any] = {}
     notes: list[str] = []
+    missing = [k for k in REQUIRED if k not in hyperparameters]
+    if missing:
+        raise ConfigError(f"{missing[0]}: required by the original (read without a default); "
+                          f"missing: {', '.join(missing)}", path=where)
     for key, value in hyperparameters.items():
+        if key in ("n_layers", "val_temp"):
+            continue
         _convert_one(key, value, env, hyps, notes, where)
+    if hyps.get("arch") == "hf":
+        raise ConfigError("hf_model_type: an HF model_type without hf_model_type is the original's gpt2 config, "
+                          "which is not re-implemented; set hf_model_type: llama (the paper's)", path=where)
     if "init_samples" not in env:
-        notes.append("init_samples: missing (the original crashed without it); the config's value applies")
-    block: dict[str, Any] = {"env": env, "hyps": hyps}
-    if "seed" in hyperparameters:
-        block["seeds"] = [int(hyperparameters["seed"])]
+        env["init_samples"] = int(hyperparameters.get("max_samples", 100000))
+        notes.append(f"init_samples: missing (the original crashed without it); set to max_samples = "
+                     f"{env['init_samples']}")
+    env = {**ORIGINAL_ENV, **env}
+    env.setdefault("val_samples", int(0.2 * hyperparameters.get("max_samples", 100000)))
+    hyps = {**ORIGINAL_HYPS, **hyps}
+    temp = hyperparameters.get("val_temp")
+    block: dict[str, Any] = {
+        "seeds": [int(hyperparameters.get("seed", 0))], "n_layers": [int(hyperparameters.get("n_layers", 3))],
+        "temperatures": [0.0 if temp is None else float(temp)], "env": env, "hyps": hyps,
+        "eval": {"val_samples": env["val_samples"], "ood_samples": 0, "batch_size": hyps["val_batch_size"]},
+        "claims": {},
+    }
     variants: dict[str, dict[str, Any]] = {}
     for key, values in (ranges or {}).items():
         if isinstance(values, Mapping):  # the original's "combos": a dict of equal-length lists, zipped
@@ -276,9 +321,8 @@ def convert(hyperparameters: Mapping[str, Any], ranges: Mapping[str, Any] | None
                 _convert_one(key, v, {}, over, notes, "ranges")
                 name = ("vanilla" if float(v) == 0 else f"fixed{v}") if key == "blotch_p" else f"{key}{v}"
                 variants[name] = over
-    if variants:
-        block["variants"] = variants
-    BlotchHyps.from_dict({k: v for k, v in hyps.items()}, path="blotch.hyps")
+    base = BlotchHyps.from_dict(hyps, path="blotch.hyps")
+    block["variants"] = variants or {base.kind: {}}
     ArithmeticConfig.from_dict(env, path="blotch.env")
     return block, notes
 

@@ -176,7 +176,7 @@ def train_run(hyps: BlotchHyps, problems: Mapping[str, Any], *, seed: int, check
         val_loss = float(batch_loss(m, clean, 0.0)["loss"])
         preds = generate_solutions(m, val_problems, level=0 if hyps.is_cos else None,
                                    batch_size=hyps.val_batch_size)
-        scores = [score(p, y) for p, y in zip(val_problems, preds)]
+        scores = [score(p, y, direct=hyps.direct) for p, y in zip(val_problems, preds)]
         target = sum(s["target_len"] for s in scores if s["pred_len"] >= 0)
         pred = sum(s["pred_len"] for s in scores if s["pred_len"] >= 0)
         if plateau is not None:
