@@ -8,7 +8,7 @@ Rule interface:
             md, csv     results/paper/blotch_compress.md / .csv
     params: scale       str   config scale (paper | smoke | cpu-slice)
 """
-from headstart.blotch.compress import write_report
+from headstart.blotch.compress_report import write_report
 from headstart.io import setup_job
 
 log = setup_job(snakemake)

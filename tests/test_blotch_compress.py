@@ -13,6 +13,7 @@ import torch
 from scipy import stats
 
 import headstart.blotch.compress as bc
+import headstart.blotch.compress_report as bcr
 from headstart.config import ConfigError
 from headstart.models.gpt import GPT, GPTConfig
 from headstart.train import deterministic
@@ -308,7 +309,7 @@ def test_report(tmp_path):
             fake_rows(c, n, 1.5 if n == 1 else 1.25).to_parquet(p)
             paths.append(p)
     out = {k: tmp_path / f"blotch_compress.{k}" for k in ("png", "pdf", "md", "csv")}
-    table = bc.write_report(paths, out, scale="smoke")
+    table = bcr.write_report(paths, out, scale="smoke")
     assert all(p.stat().st_size > 0 for p in out.values())
     csv = pd.read_csv(out["csv"])
     base = csv[csv["method"].isin(["no_context", "full_context"])]
@@ -323,4 +324,4 @@ def test_report(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| 8 | 2 |"))
     assert row.split("|")[7].strip() == f"{100 * kept:.0f} %"
     with pytest.raises(ValueError, match="scale must be one of"):
-        bc.report_markdown(table, scale="huge")
+        bcr.report_markdown(table, scale="huge")

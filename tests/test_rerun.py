@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 SMOKE = ["--profile", "profiles/smoke"]
 REPORT_RULES = {"reference_report", "growth_report", "up_report", "up_markov", "up_sources", "up_temperature",
-                "jepa_report", "data_manifest", "claims", "all"}
+                "jepa_report", "blotch_report", "blotch_compress_report", "data_manifest", "claims", "all"}
 
 
 #: A folder (the repository) where the smoke run has just finished (``.ci/run`` sets it after README
@@ -87,6 +87,7 @@ def test_a_new_replicate_schedules_only_its_runs_and_the_report(finished):
     ("reference", "reference:\n  train:\n    equivalence_margin_bpb: 0.05\n"),
     ("reference", "reference:\n  parity:\n    logits_atol: 2.0e-5\n"),
     ("jepa", "jepa:\n  claims:\n    max_cosine: 0.8\n"),
+    ("blotch", "blotch:\n  claims:\n    margin: 3.0\n"),
 ])
 def test_a_claim_threshold_schedules_only_its_report_and_the_ledger(finished, study, text):
     jobs = planned(finished, *with_config(finished, "threshold.yaml", text))
@@ -120,6 +121,34 @@ def test_jepa_changes_schedule_only_the_runs_that_read_them(finished):
     assert set(jobs) == {"jepa_sst2", "jepa_probe", "jepa_report", "claims", "all"}, sorted(jobs)
 
 
+def test_blotch_changes_schedule_only_the_jobs_that_read_them(finished):
+    """Blotch: a new temperature schedules only evaluations (no training); a variant's overrides only
+    that variant's training and evaluations; an evaluation setting every evaluation, no training; a
+    compression setting the compression jobs but not their frozen LM; an edit of the blotch masks
+    only the blotch training runs and what reads them (not the other studies' jobs)."""
+    jobs = planned(finished, *with_config(finished, "btemp.yaml", "blotch:\n  temperatures: [0.0, 0.6, 0.9]\n"))
+    assert set(jobs) == {"blotch_eval", "blotch_report", "claims", "all"}, sorted(jobs)
+    assert jobs["blotch_eval"] and all(f.endswith("/T0.9.parquet") for f in jobs["blotch_eval"]), jobs["blotch_eval"]
+
+    jobs = planned(finished, *with_config(finished, "bvar.yaml", "blotch:\n  variants:\n    fixed: {blotch_p: 0.5}\n"))
+    assert set(jobs) == {"blotch_train", "blotch_eval", "blotch_report", "claims", "all"}, sorted(jobs)
+    assert all("/fixed/" in f for f in jobs["blotch_train"] | jobs["blotch_eval"]), sorted(jobs["blotch_eval"])
+
+    jobs = planned(finished, *with_config(finished, "beval.yaml", "blotch:\n  eval:\n    batch_size: 7\n"))
+    assert set(jobs) == {"blotch_eval", "blotch_report", "claims", "all"}, sorted(jobs)
+    assert len(jobs["blotch_eval"]) == len(list((finished / "results/blotch/eval").rglob("*.parquet")))
+
+    jobs = planned(finished, *with_config(finished, "bcmp.yaml", "blotch:\n  compress:\n    seq_len: 8\n"))
+    assert set(jobs) == {"blotch_compress", "blotch_compress_report", "all"}, sorted(jobs)
+
+    restore = _edit(finished, "src/headstart/blotch/masks.py", "\n# edited\n")
+    try:
+        jobs = planned(finished)
+    finally:
+        restore()
+    assert set(jobs) == {"blotch_train", "blotch_eval", "blotch_report", "claims", "all"}, sorted(jobs)
+
+
 def _edit(root: Path, rel: str, tail: str):
     """Append to a file; give back a function that restores its text and its mtime."""
     path = root / rel
@@ -140,7 +169,7 @@ def test_editing_a_plotting_function_schedules_only_report_rules(finished):
         restore()
     assert jobs, "editing plotting.py scheduled nothing"
     assert set(jobs) <= REPORT_RULES, sorted(jobs)
-    assert {"growth_report", "up_report", "reference_report", "jepa_report"} <= set(jobs)
+    assert {"growth_report", "up_report", "reference_report", "jepa_report", "blotch_report"} <= set(jobs)
     assert planned(finished) == {}, "restoring the file did not restore the finished state"
 
 
