@@ -42,3 +42,14 @@ def save(fig, *paths: str | os.PathLike) -> None:
             meta = {"CreationDate": None} if path.suffix == ".pdf" else None
             fig.savefig(tmp, format=path.suffix.lstrip("."), metadata=meta)
     plt.close(fig)
+
+
+def scale_banner(fig, scale: str) -> None:
+    """Mark a figure of a reduced run (smoke, CPU slice) as such, in red above the panels; the paper
+    config's figures carry no banner."""
+    from headstart.claims import SCALES
+
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    if scale != "paper":
+        fig.suptitle(SCALES[scale].split(".")[0].replace("**", ""), fontsize=9, color="firebrick")

@@ -91,10 +91,10 @@ def _ci(r: Any) -> str:
     return f"{r.bpb:.3f} [{r.bpb_lo:.3f}, {r.bpb_hi:.3f}]"
 
 
-def report_figure(table: pd.DataFrame, paths: Sequence[str | os.PathLike]) -> None:
+def report_figure(table: pd.DataFrame, paths: Sequence[str | os.PathLike], scale: str = "paper") -> None:
     """Bits per byte of the continuation vs cmp_len, a line per n_cmps, with both baselines (and,
     with remember rows, a second panel: reconstruction bits per byte)."""
-    from headstart.plotting import figure, save
+    from headstart.plotting import figure, save, scale_banner
 
     rmb = table[table["method"] == "remember"]
     fig, axes = figure(ncols=2 if len(rmb) else 1)
@@ -118,6 +118,7 @@ def report_figure(table: pd.DataFrame, paths: Sequence[str | os.PathLike]) -> No
         a.set_ylabel(ylabel)
         a.legend(frameon=False, fontsize="small")
     ax.set_title("context compression (2023 prototype)", fontsize="medium")
+    scale_banner(fig, scale)
     save(fig, *paths)
 
 
@@ -127,5 +128,5 @@ def write_report(rows_paths: Sequence[str | os.PathLike], out: Mapping[str, str 
     table = summary_table(_read_rows(rows_paths))
     write_table(table, out["csv"])
     write_text(out["md"], report_markdown(table, scale))
-    report_figure(table, [out["png"], out["pdf"]])
+    report_figure(table, [out["png"], out["pdf"]], scale)
     return table

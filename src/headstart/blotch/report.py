@@ -89,10 +89,11 @@ def _label(variant: str, kind: str) -> str:
     return variant if variant == kind else f"{variant} ({kind})"
 
 
-def _ci(values: Sequence[float], clip: bool = False) -> tuple[float, float]:
-    """95 % t interval of the mean over seeds (NaN with fewer than 2), cut to [0, 100] for a percentage."""
+def _ci(values: Sequence[float], clip: bool = False, low: float = 0.0) -> tuple[float, float]:
+    """95 % t interval of the mean over seeds (NaN with fewer than 2), cut to [low, 100] with ``clip``
+    (a share: low 0; a length reduction, which can be negative but not above 100: low -inf)."""
     lo, hi = t_ci(values)
-    return (max(lo, 0.0), min(hi, 100.0)) if clip and math.isfinite(lo) else (lo, hi)
+    return (max(lo, low), min(hi, 100.0)) if clip and math.isfinite(lo) else (lo, hi)
 
 
 def _pct_ci(mean: float, lo: float, hi: float, sign: bool = False) -> str:
@@ -144,7 +145,7 @@ def summary_table(runs: pd.DataFrame, variants: Mapping[str, str]) -> pd.DataFra
     for key, g in runs.groupby(CELL_KEYS, sort=False):
         acc, red = g["correct_pct"].to_numpy(float), g["length_reduction_pct"].dropna().to_numpy(float)
         lo, hi = _ci(acc, clip=True)
-        llo, lhi = _ci(red) if red.size else (math.nan, math.nan)
+        llo, lhi = _ci(red, clip=True, low=-math.inf) if red.size else (math.nan, math.nan)
         rows.append({**dict(zip(CELL_KEYS, key)), "n_seeds": int(g["seed"].nunique()),
                      "n_problems": int(g["n_problems"].min()), "correct_pct": float(acc.mean()),
                      "correct_ci_low": lo, "correct_ci_high": hi, "token_acc_pct": float(g["token_acc_pct"].mean()),
@@ -286,7 +287,7 @@ def summary_markdown(summary: pd.DataFrame, vol: pd.DataFrame, scale: str = "pap
             "seed is scored on the same problems (problems / seed). Token accuracy: position-by-position agreement "
             "with the algorithmic solution and its end token, mean over problems and seeds. Length reduction: "
             "100·(1 − Σ generated chain length / Σ algorithmic chain length) over the problems whose generation "
-            "has at least one '=' (100 = the answer alone), mean [95% t CI] over seeds.\n\n")
+            "has at least one '=' (100 = the answer alone), mean [95% t CI over seeds, cut at 100].\n\n")
     vhead = ("\n## Volatility of the validation curve (the paper's Fig. 5)\n\n"
              "Per run: the mean over inner validations of |acc_e − (acc_{e−1} + acc_{e+1})/2| in percentage points "
              "(greedy, lowest intensity, the training run's validation subset); mean [95% t CI] over seeds.\n\n")
@@ -296,11 +297,6 @@ def summary_markdown(summary: pd.DataFrame, vol: pd.DataFrame, scale: str = "pap
 
 
 # ------------------------------------------------------------------------------------------ figures
-
-def _scale_title(fig, scale: str) -> None:
-    if scale != "paper":
-        fig.suptitle(SCALES[scale].split(".")[0].replace("**", ""), fontsize=9, color="firebrick")
-
 
 def _err(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Asymmetric error bars from an interval; 0 where there is none (one seed)."""
@@ -343,7 +339,7 @@ def accuracy_length_figure(summary: pd.DataFrame, variants: Mapping[str, str], d
             if l not in labels:
                 handles.append(h)
                 labels.append(l)
-    _scale_title(fig, scale)
+    plotting.scale_banner(fig, scale)
     fig.tight_layout(rect=(0, 0, 0.85, 1))
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.85, 0.5), fontsize=8, frameon=False)
     plotting.save(fig, path_png, path_pdf)
@@ -386,7 +382,7 @@ def epochs_figure(curve: pd.DataFrame, variants: Mapping[str, str], path_png: st
     for ax in flat:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
-    _scale_title(fig, scale)
+    plotting.scale_banner(fig, scale)
     fig.tight_layout(rect=(0, 0, 0.85, 1))
     fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(0.85, 0.5), fontsize=8,
                frameon=False)
@@ -415,7 +411,7 @@ def volatility_figure(vol: pd.DataFrame, variants: Mapping[str, str], path_png: 
     depths = sorted(set(vol["n_layers"]))
     if depths:
         ax.set_xticks(depths)
-    _scale_title(fig, scale)
+    plotting.scale_banner(fig, scale)
     fig.tight_layout(rect=(0, 0, 0.78, 1))
     fig.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.78, 0.5), fontsize=8,
                frameon=False)
