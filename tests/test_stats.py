@@ -136,6 +136,8 @@ def test_paired_test_ties_and_errors():
     assert r["ties"] == 2 and r["win_rate"] == pytest.approx((1 + 0.5 * 2) / 4)
     same = paired_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], n_boot=100)
     assert same["wilcoxon_p"] == 1.0 and same["mean_diff"] == 0.0
+    for alt in ("greater", "less", "two-sided"):   # all pairs tied: p = 1 (no evidence), not NaN
+        assert paired_test([0.3, 0.0, 0.5], [0.3, 0.0, 0.5], alternative=alt, n_boot=10)["t_p"] == 1.0
     with pytest.raises(ValueError, match="length"):
         paired_test([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="alternative"):

@@ -138,7 +138,7 @@ def paired_test(
     Returns a flat dict (one table row):
     ``n``, ``mean_a``, ``mean_b``, ``mean_diff``, ``sd_diff``, ``t_ci_low``/``t_ci_high`` (t
     interval of the mean difference), ``boot_ci_low``/``boot_ci_high`` (bootstrap interval of
-    the mean difference, ``boot_method``), ``t_p`` (paired t-test), ``wilcoxon_p`` (Wilcoxon
+    the mean difference, ``boot_method``), ``t_p`` (paired t-test; 1.0 when all differences are zero), ``wilcoxon_p`` (Wilcoxon
     signed-rank, zero differences dropped, 1.0 when all differences are zero), ``win_rate``
     (share of pairs with ``a > b``, ties counted as half), ``ties``, ``level``, ``alternative``.
     p-values follow ``alternative`` ('greater' tests mean(a - b) > 0); intervals are two-sided.
@@ -153,7 +153,9 @@ def paired_test(
     n = int(d.size)
     t_lo, t_hi = t_ci(d, level)
     bt_lo, bt_hi = bootstrap_ci(d, np.mean, level=level, n_boot=n_boot, seed=seed, method=boot_method)
-    if n >= 2:
+    if n >= 2 and not d.any():
+        t_p = 1.0   # every pair tied: no evidence against the null (scipy's t is 0/0, NaN)
+    elif n >= 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t_p = float(_st.ttest_rel(a, b, alternative=alternative).pvalue)

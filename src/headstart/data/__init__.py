@@ -11,29 +11,9 @@ bytes.py        uint8 memmaps, splits and batches; lettercount.py the letter-cou
 arithmetic.py   the blotch study's +/* problems, step-by-step solutions, tokenizer, rows, splits
 manifest.py     the paper's data table from the provenance records
 
-The functions `fetch` and `prepare` are not re-exported here (their modules have the same
-names): ``from headstart.data.prepare import prepare``, ``from headstart.data.fetch import fetch``.
+Nothing is re-exported here: import from the modules (``from headstart.data.bytes import
+batch_at``). Importing the package runs no module, so a workflow job's code inputs (the modules its
+script imports, :func:`headstart.workflow.script_code`) and the Snakefile's own imports stay those of
+the module it names: editing ``bytes.py`` does not re-run the blotch study, and parsing the
+Snakefile does not import torch.
 """
-from __future__ import annotations
-
-from . import bytes as bytes_  # noqa: F401  (re-exported module)
-from . import lettercount, synthetic
-from .bytes import batch_at, load_split, sample_batch, split_bytes, strided_windows
-from .fetch import DataError, DataIntegrityError, DataUnavailableError
-from .registry import DATASETS, SOURCES, dataset_files
-
-__all__ = [
-    "DATASETS",
-    "dataset_files",
-    "SOURCES",
-    "DataError",
-    "DataUnavailableError",
-    "DataIntegrityError",
-    "split_bytes",
-    "load_split",
-    "sample_batch",
-    "batch_at",
-    "strided_windows",
-    "lettercount",
-    "synthetic",
-]
