@@ -7,13 +7,14 @@ import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import headstart.data as hd
 from headstart.data import bytes as hb
 from headstart.data import lettercount as lc
 from headstart.data import prepare as hp
@@ -283,8 +284,11 @@ def test_registry_is_the_one_list_of_data_sets():
         assert set(table) == set(DATASETS)
     with pytest.raises(RuntimeError, match=r"missing: \['gpt2'\], not registered: \['imagenet'\]"):
         registry.check_keys([*list(DATASETS)[:-1], "imagenet"], "a table")
-    # the package re-exports the registry, not a copy
-    assert hd.DATASETS is DATASETS and hd.SOURCES is SOURCES
+    # importing the package imports none of its modules (a job's code inputs stay the modules it names)
+    out = subprocess.run([sys.executable, "-c", "import sys, headstart.data; "
+                          "print(sorted(m for m in sys.modules if m.startswith('headstart.data.') or m == 'torch'))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # ---------------------------------------------------------------- prepare
