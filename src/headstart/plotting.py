@@ -52,4 +52,4 @@ def scale_banner(fig, scale: str) -> None:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     if scale != "paper":
-        fig.suptitle(SCALES[scale].split(".")[0].replace("**", ""), fontsize=9, color="firebrick")
+        fig.suptitle(SCALES[scale].split(".")[0].replace("**", ""), fontsize=9, color="firebrick", y=1.0, va="bottom")

@@ -116,7 +116,7 @@ def report_figure(table: pd.DataFrame, paths: Sequence[str | os.PathLike], scale
         a.minorticks_off()
         a.set_xlabel("cmp_len (context bytes compressed)")
         a.set_ylabel(ylabel)
-        a.legend(frameon=False, fontsize="small")
+        a.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.set_title("context compression (2023 prototype)", fontsize="medium")
     scale_banner(fig, scale)
     save(fig, *paths)
