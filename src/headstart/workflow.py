@@ -31,8 +31,10 @@ def _module_file(src: Path, module: str) -> Path | None:
     return None
 
 
-def _imported(path: Path, module: str | None) -> set[str]:
-    """Names of ``headstart`` modules (or names inside them) that the file at ``path`` imports."""
+@lru_cache(maxsize=None)
+def _imported(path: Path, module: str | None) -> frozenset[str]:
+    """Names of ``headstart`` modules (or names inside them) that the file at ``path`` imports
+    (each file parsed once per process: the Snakefile asks for every script's closure)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = (module if path.name == "__init__.py" else module.rpartition(".")[0]) if module else ""
     names: set[str] = set()
@@ -48,7 +50,7 @@ def _imported(path: Path, module: str | None) -> set[str]:
                 base = node.module or ""
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)   # may be submodules
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+    return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
 
 
 def _with_parents(module: str) -> list[str]:
