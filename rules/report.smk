@@ -15,6 +15,7 @@ rule claims:
     params:
         scale=config["scale"],
         synthetic_data=config["synthetic_data"],
+        device=config["device"],
     conda:
         "../envs/headstart.yaml"
     log:

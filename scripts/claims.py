@@ -1,11 +1,13 @@
-"""Gather every study's claims into results/paper/claims.{md,csv} (rules/report.smk)."""
+"""Gather every study's claims into results/paper/claims.{md,csv} (rules/report.smk): the ledger,
+with the run's provenance (scale, data, commit, device, date) in its header and in the CSV's columns."""
 import pandas as pd
 
-from headstart.claims import check_frame, render_markdown
+from headstart.claims import PROVENANCE, check_frame, provenance, render_markdown
 from headstart.io import read_table, setup_job, write_table, write_text
 
 setup_job(snakemake)
-df = pd.concat([check_frame(read_table(p), p) for p in snakemake.input.tables], ignore_index=True)
-write_table(df, snakemake.output.csv)
-write_text(snakemake.output.md, render_markdown(df, scale=snakemake.params.scale,
-                                                synthetic=snakemake.params.synthetic_data))
+p = snakemake.params
+df = pd.concat([check_frame(read_table(path), path) for path in snakemake.input.tables], ignore_index=True)
+prov = provenance(p.scale, p.synthetic_data, p.device)
+write_table(df.assign(**{f"run_{k}": prov[k].replace("`", "") for k in PROVENANCE}), snakemake.output.csv)
+write_text(snakemake.output.md, render_markdown(df, scale=p.scale, synthetic=p.synthetic_data, provenance=prov))

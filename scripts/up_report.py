@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from headstart.claims import apply_holm, to_frame
+from headstart.claims import apply_holm, shown_in, to_frame
 from headstart.io import read_table, setup_job, write_table, write_text
 from headstart.up import baselines, cost, report
 
@@ -45,9 +45,10 @@ write_table(bt, out.budget)
 report.budget_figure(report.budget_means(bt), out.budget_png, out.budget_pdf)
 wt = report.walltime_table(concat(inp.walltime))
 
-claims = report.zero_shot_claims(zero, p.main_sources)
-claims += report.markov_claims(windows, markov_windows, p.main_sources, p.text_sets)
-claims += report.finetune_claims(ft, [s for s in p.text_sets if s != "wp"])
-claims += report.budget_claims(bt) + report.walltime_claims(ft, wt)
-claims += report.ablation_claims(zero, ft, p.ablations)
+claims = shown_in(report.zero_shot_claims(zero, p.main_sources), "up_zero_shot.png")
+claims += shown_in(report.markov_claims(windows, markov_windows, p.main_sources, p.text_sets), "up_markov.md")
+claims += shown_in(report.finetune_claims(ft, [s for s in p.text_sets if s != "wp"]), "up_data_efficiency.png")
+write_text(out.comparisons_md, report.comparisons_markdown(zero, ft, wt, p.ablations))
+claims += shown_in(report.budget_claims(bt), "up_budget.png")
+claims += shown_in(report.walltime_claims(ft, wt) + report.ablation_claims(zero, ft, p.ablations), "up_comparisons.md")
 write_table(to_frame(apply_holm(claims, p.alpha)), out.claims)

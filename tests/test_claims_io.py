@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headstart.claims import (Claim, bound_verdict, check_frame, equivalence_verdict,
-                              render_markdown, to_frame)
+from headstart.claims import (Claim, bound_verdict, check_frame, equivalence_verdict, git_commit, provenance,
+                              render_markdown, shown_in, summary_table, to_frame)
 from headstart.io import atomic_path, markdown_table, read_table, write_table
 
 
@@ -60,6 +60,46 @@ def test_the_ledger_says_what_kind_of_run_it_came_from():
     assert "n = 3 replicates, p_holm = 0.02" in c and "*(exploratory)*" in d and "p_holm" not in d
     with pytest.raises(ValueError, match="scale"):
         render_markdown(df, scale="big")
+
+
+def test_the_ledger_summarises_each_study_and_links_each_claim_to_its_figure():
+    claims = [Claim("growth", "E", "Δ", 1.0, 0.5, 1.5, 3, "supported", "CI > 0"),
+              Claim("growth", "F", "Δ", 0.0, -1.0, 1.0, 3, "inconclusive", "CI > 0", role="exploratory"),
+              Claim("jepa", "G", "Δ", -1.0, -1.5, -0.5, 3, "not supported", "CI > 0", where="jepa_probe.md")]
+    claims = shown_in(claims, "growth_diffs.png")
+    assert [c.where for c in claims] == ["growth_diffs.png", "growth_diffs.png", "jepa_probe.md"]
+    table = summary_table(to_frame(claims)).set_index("study")
+    assert table.loc["growth"].tolist() == [2, 1, 0, 1, 1, 1]      # claims, supported, not, inconclusive, conf., expl.
+    assert table.loc["jepa"].tolist() == [1, 0, 1, 0, 1, 0]
+    assert table.loc["all"].tolist() == [3, 1, 1, 1, 2, 1]
+    md = render_markdown(to_frame(claims), scale="smoke",
+                         provenance={"scale": "smoke", "commit": "`abc`", "device": "`cpu`", "written": "today"})
+    assert "**Provenance.** scale: smoke · commit: `abc` · device: `cpu` · written: today" in md
+    assert "| growth | 2 | 1 | 0 | 1 | 1 | 1 |" in md and "| **all** | 3 | 1 | 1 | 1 | 2 | 1 |" in md
+    lines = [ln for ln in md.splitlines() if ln.startswith("- ")]
+    assert lines[0].endswith("Shown in [growth_diffs.png](growth_diffs.png).")
+    assert lines[2].endswith("Shown in [jepa_probe.md](jepa_probe.md).")
+    # the summary comes before the verdict rule and the claims
+    assert md.index("| **all** |") < md.index("**Verdict rule.**") < md.index("## growth")
+
+
+def test_provenance_names_the_commit_or_why_there_is_none(tmp_path):
+    import subprocess
+
+    assert git_commit(tmp_path) == "unknown (not a git checkout)"
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("1")
+    git("add", "f.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert git_commit(tmp_path) == f"`{head}`"
+    (tmp_path / "f.txt").write_text("2")
+    assert git_commit(tmp_path) == f"`{head}` + uncommitted changes"
+    prov = provenance("smoke", True, "cpu", tmp_path)
+    assert prov["scale"] == "smoke" and prov["data"] == "built-in generated" and prov["commit"].startswith(f"`{head}`")
+    assert prov["device"].startswith("`cpu`") and prov["written"].endswith("UTC")
 
 
 def test_check_frame_names_the_file_and_missing_columns():

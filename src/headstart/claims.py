@@ -5,7 +5,10 @@ the ``claims`` rule gathers them into ``results/paper/claims.{md,csv}``.
 """
 from __future__ import annotations
 
+import datetime
 import math
+import os
+import subprocess
 from dataclasses import asdict, dataclass, fields, replace
 
 import pandas as pd
@@ -33,12 +36,19 @@ class Claim:
                                 # claim that two arms differ (NaN: a bound or an estimate, no test)
     p_holm: float = math.nan    # Holm-adjusted p within the study's confirmatory family (NaN: not in it)
     role: str = "confirmatory"  # confirmatory | exploratory (ROLES)
+    where: str = ""             # the figure or table that shows it: a file name under results/paper/
+
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.claim!r}: verdict {self.verdict!r} not one of {VERDICTS}")
         if self.role not in ROLES:
             raise ValueError(f"claim {self.claim!r}: role {self.role!r} not one of {ROLES}")
+
+
+def shown_in(claims: list[Claim], where: str) -> list[Claim]:
+    """The claims, each without a ``where`` now shown in ``where`` (a file name under results/paper/)."""
+    return [c if c.where else replace(c, where=where) for c in claims]
 
 
 def apply_holm(claims: list[Claim], alpha: float = 0.05) -> list[Claim]:
@@ -118,14 +128,81 @@ SCALES = {
 }
 
 
-def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False) -> str:
+#: Provenance keys of the ledger (:func:`provenance`), in the order they are shown.
+PROVENANCE = ("scale", "data", "commit", "device", "written")
+
+
+def git_commit(repo: str | os.PathLike = ".") -> str:
+    """The checked-out commit of ``repo`` (short hash, "+ uncommitted changes" when tracked files
+    differ from it), or a sentence saying why there is none (not a git checkout, no git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except FileNotFoundError:
+        return "unknown (git not installed)"
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return "unknown (not a git checkout)"
+    return f"`{head}`" + (" + uncommitted changes" if dirty else "")
+
+
+def provenance(scale: str, synthetic: bool, device: str, repo: str | os.PathLike = ".") -> dict[str, str]:
+    """What the ledger records about the run it came from (:data:`PROVENANCE`): the config's scale,
+    the data (built-in or real), the commit, the device setting and the machine's accelerator, and
+    when the ledger was written (UTC)."""
+    import torch
+
+    accel = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+    return {"scale": {"paper": "paper config", "smoke": "smoke", "cpu-slice": "CPU slice"}[scale],
+            "data": "built-in generated" if synthetic else "real (data_dir)",
+            "commit": git_commit(repo),
+            "device": f"`{device}` ({accel} where the ledger was written)",
+            "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per study (in ledger order) and in all: how many claims, and how many of them are supported,
+    not supported and inconclusive; how many are confirmatory and exploratory."""
+    rows = []
+    for study, g in [*df.groupby("study", sort=False), ("all", df)]:
+        row = {"study": study, "claims": len(g)}
+        row.update({v: int((g["verdict"] == v).sum()) for v in VERDICTS})
+        role = g["role"] if "role" in g else pd.Series(["confirmatory"] * len(g))
+        row.update({r: int((role == r).sum()) for r in ROLES})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["study", "claims", *VERDICTS, *ROLES])
+
+
+def _summary_markdown(df: pd.DataFrame) -> list[str]:
+    table = summary_table(df)
+    head = ["study", "claims", *VERDICTS, *ROLES]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for r in table.itertuples(index=False):
+        cells = [f"**{r[0]}**" if r[0] == "all" else r[0], *map(str, r[1:])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False,
+                    provenance: dict[str, str] | None = None) -> str:
+    """The ledger: the run's scale and provenance, a summary per study, the verdict rule, then one
+    line per claim with a link to the figure or table that shows it (``where``, a file beside the
+    ledger in results/paper/)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     data = (" **Data: built-in generated data sets, not the real corpora.**" if synthetic else "")
+    prov = ""
+    if provenance:
+        prov = "**Provenance.** " + " · ".join(f"{k}: {provenance[k]}" for k in PROVENANCE if k in provenance)
     lines = [
         "# Claims",
         "",
         SCALES[scale] + data,
+        "",
+        *([prov, ""] if prov else []),
+        *_summary_markdown(df),
         "",
         "One line per claim: the statistic, its 95% confidence interval (— where a worst case over",
         "all units is the statistic), n and what it counts, and the verdict with the rule that decided it.",
@@ -150,9 +227,11 @@ def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = Fa
             tag = " *(exploratory)*" if role == "exploratory" else ""
             what = getattr(c, "n_what", "")
             what = f" {what}" if isinstance(what, str) and what else ""
+            where = getattr(c, "where", "")
+            shown = f" Shown in [{where}]({where})." if isinstance(where, str) and where else ""
             lines.append(
                 f"- {c.claim}{tag}: {c.statistic} = {_num(c.value)}, 95% CI {ci}, n = {c.n}{what}{ptxt}"
-                f" — **{c.verdict}** ({c.rule})"
+                f" — **{c.verdict}** ({c.rule}).{shown}"
             )
         lines.append("")
     return "\n".join(lines)

@@ -451,18 +451,24 @@ class _Builder:
         return "training runs (seeds), paired by seed" + (
             f"; each run's accuracy over the same {int(n)} {name} problems" if n else "")
 
+    @staticmethod
+    def where(split: str) -> str:
+        """The figure or table that shows a claim on ``split``'s problems."""
+        return "blotch_ood.md" if split == "ood" else "blotch_accuracy_length.png"
+
     def missing(self, text: str, statistic: str, reason: str, split: str = "val") -> Claim:
         return Claim(STUDY, text + self.suffix, statistic, math.nan, math.nan, math.nan, 0, "inconclusive",
-                     f"not computed: {reason}", n_what=self.what(split))
+                     f"not computed: {reason}", n_what=self.what(split), where=self.where(split))
 
     def tested(self, text: str, statistic: str, value: float, lo: float, hi: float, n: int, v: str, rule: str,
                p: float, split: str = "val") -> Claim:
         if n < 2:
             return Claim(STUDY, text + self.suffix, statistic, value, math.nan, math.nan, n, "inconclusive",
                          f"n = {n} seed{'s' if n != 1 else ''} in common: too few for an interval and a test "
-                         f"(need ≥ 2); the rule would have been: {rule}", n_what=self.what(split))
+                         f"(need ≥ 2); the rule would have been: {rule}", n_what=self.what(split),
+                         where=self.where(split))
         return Claim(STUDY, text + self.suffix, statistic, value, lo, hi, n, v, rule, n_what=self.what(split),
-                     p_value=p)
+                     p_value=p, where=self.where(split))
 
 
 def _cos_levels(runs: pd.DataFrame, cos: str) -> pd.DataFrame:
@@ -510,7 +516,7 @@ def claims(runs: pd.DataFrame, variants: Mapping[str, str], claims_cfg: Mapping[
                              best, math.nan, math.nan, int(d[d["variant"] == cos]["seed"].nunique()), "not supported",
                              f"no CoS intensity shortens validation solutions by ≥ {min_short:g} % on average over "
                              f"seeds at T = 0 (the most: {best:.1f} %), so the condition of the claim is not met",
-                             n_what=b.what("val")))
+                             n_what=b.what("val"), where=b.where("val")))
         else:
             lv = ok.iloc[0]
             a, v = _pair(_by_seed(d, cos, int(lv["level"]), 0.0), _by_seed(d, van, 0, 0.0))

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from headstart import plotting
-from headstart.claims import Claim, apply_holm, bound_verdict, equivalence_verdict
+from headstart.claims import Claim, apply_holm, bound_verdict, equivalence_verdict, shown_in
 from headstart.growth.operators import DEPTH_OPERATORS, FUNCTION_PRESERVING
 from headstart.stats import holm, paired_test, slope_ci, t_ci, verdict, wilson_ci
 
@@ -579,9 +579,9 @@ def claims(final: pd.DataFrame, stats: pd.DataFrame, *, min_size: int, published
     function-preservation and dev-overlap claims."""
     out: list[Claim] = []
     if not stats.empty:
-        out += _family(_comparison_claims(final, stats, min_size))
-    out += reproduction_claims(final, published, tolerance)
+        out += shown_in(_family(_comparison_claims(final, stats, min_size)), "growth_diffs.png")
+    out += shown_in(reproduction_claims(final, published, tolerance), "growth_table.md")
     if runs is not None:
-        out += function_preservation_claims(runs, fp_bar)
-        out += overlap_claims(runs, overlap_margin, n_overlap)
+        out += shown_in(function_preservation_claims(runs, fp_bar), "growth_operators.md")
+        out += shown_in(overlap_claims(runs, overlap_margin, n_overlap), "growth_table.md")
     return out

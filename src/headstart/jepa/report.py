@@ -29,7 +29,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from headstart import plotting
-from headstart.claims import SCALES, Claim, apply_holm, to_frame
+from headstart.claims import SCALES, Claim, apply_holm, shown_in, to_frame
 from headstart.io import markdown_table, read_table, write_table, write_text
 from headstart.stats import paired_test, t_ci, verdict
 
@@ -349,7 +349,7 @@ def claims(rows: pd.DataFrame, probes: pd.DataFrame, width: int, claims_cfg: Map
     acc = run_accuracy(probes)
     n_dev = int(probes.groupby(["encoder", "seed"]).size().max()) if len(probes) else 0
     what = _seeds_what(n_dev)
-    out = [_collapse_claim(rows, width, claims_cfg, suffix)]
+    out = shown_in([_collapse_claim(rows, width, claims_cfg, suffix)], "jepa_training.png")
     out.append(_probe_claim(acc, "the SST-2 probe of the main JEPA encoder beats the same probe on a randomly "
                             "initialised encoder of the same shape", "random", "greater", "confirmatory", what, suffix))
     mlm = _paired(acc, MAIN, "mlm")
@@ -360,7 +360,7 @@ def claims(rows: pd.DataFrame, probes: pd.DataFrame, width: int, claims_cfg: Map
                                 "mlm", "two-sided", "confirmatory", what, suffix))
     out.append(_probe_claim(acc, "the SST-2 probe of the main JEPA encoder beats a bag-of-embeddings baseline "
                             "(the mean of its own input embeddings)", "bag", "greater", "exploratory", what, suffix))
-    return apply_holm([c for c in out if c is not None], float(claims_cfg["alpha"]))
+    return apply_holm(shown_in([c for c in out if c is not None], "jepa_probe.md"), float(claims_cfg["alpha"]))
 
 
 # ------------------------------------------------------------------------------------------ the job

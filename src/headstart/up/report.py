@@ -27,6 +27,7 @@ comparisons, other sources) are exploratory.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from headstart.up.evaluate import chance_bits
 __all__ = ["final_bits", "finetune_table", "replicate_means", "seed_means", "seed_half_width", "zero_means", "zero_shot_figure",
            "curves_figure", "efficiency_figure", "ood_markdown", "budget_table", "budget_means", "budget_figure",
            "zero_shot_claims", "markov_claims", "finetune_claims", "budget_claims", "walltime_table",
-           "walltime_claims", "ablation_claims"]
+           "walltime_claims", "ablation_claims", "comparisons_markdown"]
 
 STUDY = "up"
 CHANCE = chance_bits()
@@ -252,21 +253,6 @@ def ood_markdown(ft: pd.DataFrame) -> str:
     return head + markdown_table(pd.DataFrame(rows)) + "\n"
 
 
-def budget_table(runs: pd.DataFrame, cost: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """One row per (source, pre_units): final enwik8 val bits [CI] and the split's wall time without
-    and with sampling (:func:`headstart.up.cost.split_wall_times`). ``cost``: source →
-    {'pre_s_per_step', 'sample_s_per_row', 'batch_size'} (:func:`headstart.up.cost.budget_costs`)."""
-    rows = []
-    for (src, pre), g in runs.groupby(["source", "pre_units"]):
-        last = g[g["step"] == g["step"].max()].set_index("metric")["value"]
-        without, with_sampling = split_wall_times(int(pre), int(g["unit_steps"].iloc[0]),
-                                                  float(last.get("time_s", 0.0)), cost.get(src, {}))
-        rows.append({"source": src, "pre_units": int(pre), "total_units": int(g["total_units"].iloc[0]),
-                     "bits": float(last["wp_bits"]), "lo": float(last["wp_bits_lo"]), "hi": float(last["wp_bits_hi"]),
-                     "time_s": without, "time_with_sampling_s": with_sampling})
-    return pd.DataFrame(rows).sort_values(["source", "pre_units"], ignore_index=True)
-
-
 def budget_figure(bt: pd.DataFrame, png: str, pdf: str) -> None:
     """Final enwik8 val bits for each split of the budget (:func:`budget_means`: mean over replicates),
     against the UP share and against wall time."""
@@ -376,11 +362,11 @@ def finetune_claims(ft: pd.DataFrame, ood_sets: list[str]) -> list[Claim]:
             continue
         present = [s for s in ood_sets if s in set(g["set"])]
         for name in present:
-            out.append(_less(f"fine-tuned from UP ({src}) beats scratch out of distribution on {name}",
-                             "UP − scratch final bits per byte", up_r[up_r["set"] == name].set_index("seed"),
-                             sc[sc["set"] == name].set_index("seed")))
+            out.append(replace(_less(f"fine-tuned from UP ({src}) beats scratch out of distribution on {name}",
+                                     "UP − scratch final bits per byte", up_r[up_r["set"] == name].set_index("seed"),
+                                     sc[sc["set"] == name].set_index("seed")), where="up_ood.md"))
         if present and "wp" in set(g["set"]):
-            out.append(_ood_gain(src, up_r, sc, present))
+            out.append(replace(_ood_gain(src, up_r, sc, present), where="up_ood.md"))
     out += _fraction_slopes(fin[fin["set"] == "wp"])
     return out
 
@@ -501,6 +487,47 @@ def walltime_claims(ft: pd.DataFrame, wt: pd.DataFrame) -> list[Claim]:
                          f"same total wall time (times measured on: {devices}){capped}",
                          "UP − equal-wall-time scratch final bits per byte", up, w.set_index("seed")))
     return out
+
+
+def _pair_rows(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], **keys) -> list[dict]:
+    """One table row per replicate of a paired comparison: both arms' bits [CI] and a − b."""
+    j = a[["bits", "lo", "hi"]].join(b[["bits", "lo", "hi"]], lsuffix="_a", rsuffix="_b", how="inner")
+    return [{**keys, "seed": int(seed), names[0]: f"{r.bits_a:.3f} [{r.lo_a:.3f}, {r.hi_a:.3f}]",
+             names[1]: f"{r.bits_b:.3f} [{r.lo_b:.3f}, {r.hi_b:.3f}]", "difference": f"{r.bits_a - r.bits_b:+.3f}"}
+            for seed, r in zip(j.index, j.itertuples(index=False))]
+
+
+def comparisons_markdown(zero: pd.DataFrame, ft: pd.DataFrame, wt: pd.DataFrame,
+                         ablations: dict[str, list[str]]) -> str:
+    """The data of the equal-wall-time claims (:func:`walltime_claims`) and the ablation claims
+    (:func:`ablation_claims`): per replicate, both arms' final (or zero-shot) enwik8 bits [CI]."""
+    zero = zero if "seed" in zero else zero.assign(seed=0)
+    zwp = zero[zero["set"] == "wp"]
+    wp = ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload")]
+    fin_max, fin_all = _final(wp[wp["frac"] == wp["frac"].max()]), _final(wp[wp["frac"] == 1.0])
+    pick = lambda df, src: df[df["source"] == src].set_index("seed")
+    parts = ["# UP: equal-wall-time and ablation comparisons", "",
+             "Per replicate (pre-training seed): enwik8 validation bits per byte [95% evaluation CI] of both arms "
+             "and their difference; the claims in the ledger test the mean difference over replicates.", ""]
+    rows = []
+    for src, w in wt.groupby("source"):
+        scratch = w.set_index("seed")
+        rows += [{**r, "scratch steps": int(scratch.loc[r["seed"], "steps"]),
+                  "wall time s": f"{scratch.loc[r['seed'], 'walltime_s']:.0f}",
+                  "device": scratch.loc[r["seed"], "device"]}
+                 for r in _pair_rows(pick(fin_max, src), scratch, ("UP + fine-tuning", "scratch, same wall time"),
+                                     source=src)]
+    parts += ["## Equal wall time (sampling included)", "",
+              markdown_table(pd.DataFrame(rows)) if rows else "No equal-wall-time runs in this config.", ""]
+    rows = []
+    for name, (base, variant) in sorted(ablations.items()):
+        rows += _pair_rows(pick(zwp, variant), pick(zwp, base), ("variant", "baseline"), ablation=name,
+                           when="zero-shot", variant_source=variant, baseline_source=base)
+        rows += _pair_rows(pick(fin_all, variant), pick(fin_all, base), ("variant", "baseline"), ablation=name,
+                           when="after fine-tuning", variant_source=variant, baseline_source=base)
+    parts += ["## Ablations (exploratory)", "",
+              markdown_table(pd.DataFrame(rows)) if rows else "No ablations in this config.", ""]
+    return "\n".join(parts)
 
 
 def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, list[str]]) -> list[Claim]:
