@@ -44,6 +44,7 @@ from headstart.config import Config, knob
 
 from .checkpoint import CheckpointError, fingerprint, finalize, load_checkpoint, save_checkpoint
 from .device import pick_device, set_tf32
+from . import parallel
 from .metrics import _scalar, deterministic, rows_to_frame, tidy_rows
 from .seed import rng_state, seed_everything, set_rng_state
 
@@ -217,6 +218,13 @@ def batch_counts(batch: Any) -> dict[str, int]:
     return {}
 
 
+def _exact(v: Any) -> float:
+    """A scalar (tensor or number) as a Python float, without rounding a float64 value to float32."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v.detach().double().cpu().item())
+    return _scalar(v)
+
+
 def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, Any]]:
     if isinstance(out, Mapping):
         if "loss" not in out:
@@ -360,6 +368,7 @@ def train(
     if clash:
         raise ValueError(f"run_info key(s) {clash} collide with the metric-row columns step/metric/value")
     device = pick_device(device if device is not None else "auto")
+    par, device = parallel.setup(device)
     set_tf32(cfg.tf32)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model.to(device)
@@ -439,6 +448,9 @@ def train(
     def save(at: int) -> None:
         if ckpt_path is None:
             return
+        if not par.main:                 # data-parallel: process 0 writes, the others wait for it
+            parallel.barrier(par)
+            return
         for name, p in model.named_parameters():
             bad = ~torch.isfinite(p.detach())
             if bad.any():
@@ -458,12 +470,14 @@ def train(
                 **({"schedule": schedule.state_dict()} if hasattr(schedule, "state_dict") else {}),
             },
         )
+        parallel.barrier(par)
 
     model.train()
     if step == 0 and cfg.eval_at_start:
         run_eval(0)
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, file=sys.stderr, desc="train", leave=False)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and par.main), file=sys.stderr, desc="train",
+               leave=False)
     try:
         while step < cfg.steps:
             if schedule is None:
@@ -481,16 +495,20 @@ def train(
                 batch = batch_fn(step, micro)
                 for k, v in batch_counts(batch).items():
                     counters[k] = counters.get(k, 0) + v
-                batch = to_device(batch, device)
+                batch = to_device(parallel.shard(batch, par), device)
                 with amp():
                     loss, extras = _split_loss(loss_fn(model, batch))
-                value = float(loss.detach().float())
+                # float64 values (exact for a float32 loss), averaged over data-parallel processes
+                extras = {k: _exact(v) for k, v in extras.items()}
+                value, *extra_values = parallel.mean_over_processes([_exact(loss), *extras.values()], par, device)
+                extras = dict(zip(extras, extra_values))
                 if not math.isfinite(value):
                     raise NonFiniteLossError(step + 1, value, "loss", micro if cfg.grad_accum > 1 else None)
                 (loss / cfg.grad_accum).backward()
                 loss_sum += value
                 for k, v in extras.items():
-                    extra_sums[k] = extra_sums.get(k, 0.0) + _scalar(v)
+                    extra_sums[k] = extra_sums.get(k, 0.0) + v
+            parallel.all_reduce_grads(params, par)
             grad_norm = _grad_norm(params, cfg.clip_norm)
             if not math.isfinite(grad_norm):
                 raise NonFiniteLossError(step + 1, grad_norm, "gradient norm")
