@@ -38,7 +38,6 @@ class Claim:
     role: str = "confirmatory"  # confirmatory | exploratory (ROLES)
     where: str = ""             # the figure or table that shows it: a file name under results/paper/
 
-
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.claim!r}: verdict {self.verdict!r} not one of {VERDICTS}")

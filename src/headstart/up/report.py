@@ -472,11 +472,22 @@ def walltime_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _zero_wp(zero: pd.DataFrame) -> pd.DataFrame:
+    """The zero-shot enwik8 validation rows, with a seed column (0 when there is one replicate)."""
+    zero = zero if "seed" in zero else zero.assign(seed=0)
+    return zero[zero["set"] == "wp"]
+
+
+def _reload_finals(ft: pd.DataFrame, frac: float) -> pd.DataFrame:
+    """The final enwik8 validation rows of UP fine-tuning with the optimizer reloaded, at train fraction ``frac``."""
+    return _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == frac)])
+
+
 def walltime_claims(ft: pd.DataFrame, wt: pd.DataFrame) -> list[Claim]:
     """UP (sampling + pre-training + fine-tuning, optimizer reloaded, all data) beats scratch trained for
     the same total wall time, paired by replicate."""
     out = []
-    fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == ft["frac"].max())])
+    fin = _reload_finals(ft, ft["frac"].max())
     for src, w in wt.groupby("source"):
         up = fin[fin["source"] == src].set_index("seed")
         if up.empty:
@@ -501,10 +512,8 @@ def comparisons_markdown(zero: pd.DataFrame, ft: pd.DataFrame, wt: pd.DataFrame,
                          ablations: dict[str, list[str]]) -> str:
     """The data of the equal-wall-time claims (:func:`walltime_claims`) and the ablation claims
     (:func:`ablation_claims`): per replicate, both arms' final (or zero-shot) enwik8 bits [CI]."""
-    zero = zero if "seed" in zero else zero.assign(seed=0)
-    zwp = zero[zero["set"] == "wp"]
-    wp = ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload")]
-    fin_max, fin_all = _final(wp[wp["frac"] == wp["frac"].max()]), _final(wp[wp["frac"] == 1.0])
+    zwp = _zero_wp(zero)
+    fin_max, fin_all = _reload_finals(ft, ft["frac"].max()), _reload_finals(ft, 1.0)   # as the two claims pick them
     pick = lambda df, src: df[df["source"] == src].set_index("seed")
     parts = ["# UP: equal-wall-time and ablation comparisons", "",
              "Per replicate (pre-training seed): enwik8 validation bits per byte [95% evaluation CI] of both arms "
@@ -534,9 +543,8 @@ def ablation_claims(zero: pd.DataFrame, ft: pd.DataFrame, ablations: dict[str, l
     """Per ablation (baseline source, variant source): the variant's zero-shot and fine-tuned enwik8
     bits (UP init, optimizer reloaded, all data) below the baseline's, paired by replicate (exploratory)."""
     out = []
-    zero = zero if "seed" in zero else zero.assign(seed=0)
-    zwp = zero[zero["set"] == "wp"]
-    fin = _final(ft[(ft["set"] == "wp") & (ft["init"] == "up") & (ft["opt"] == "reload") & (ft["frac"] == 1.0)])
+    zwp = _zero_wp(zero)
+    fin = _reload_finals(ft, 1.0)
 
     def pick(df: pd.DataFrame, src: str) -> pd.DataFrame:
         return df[df["source"] == src].set_index("seed")
