@@ -84,7 +84,7 @@ rule blotch_eval:
         temperature=r"\d+\.\d+",
     threads: 4
     resources:
-        gpu=training_gpus(),
+        gpu=one_gpu(),
     conda:
         "../envs/headstart.yaml"
     log:

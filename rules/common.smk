@@ -80,7 +80,13 @@ def code(script):
 
 def training_gpus():
     """GPUs a training job asks for (``resources: gpu``): none when config ``device`` is cpu (the smoke
-    profile), so CPU runs are not serialised by the profile's GPU count; one otherwise."""
+    profile), so CPU runs are not serialised by the profile's GPU count; config ``gpus`` otherwise.
+    More than one: the job's script runs data-parallel under torchrun (``headstart.io.setup_job``)."""
+    return 0 if config["device"] == "cpu" else config["gpus"]
+
+
+def one_gpu():
+    """GPUs a sampling or evaluation job asks for: one (none with ``device: cpu``)."""
     return 0 if config["device"] == "cpu" else 1
 
 

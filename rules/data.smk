@@ -28,7 +28,7 @@ rule data_manifest:
         provenance=[provenance(name) for name in config["datasets"]],
         code=code("data_manifest"),
     output:
-        "results/paper/data.md",
+        report("results/paper/data.md", caption="../report/data.rst", category="data"),
     conda:
         "../envs/headstart.yaml"
     log:

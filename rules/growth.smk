@@ -64,7 +64,11 @@ rule growth_report:
             category="growth",
         ),
         table_csv="results/paper/growth_table.csv",
-        operators_md="results/paper/growth_operators.md",
+        operators_md=report(
+            "results/paper/growth_operators.md",
+            caption="../report/growth_operators.rst",
+            category="growth",
+        ),
         curves_png=report(
             "results/paper/growth_curves.png",
             caption="../report/growth_curves.rst",

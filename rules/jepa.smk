@@ -136,7 +136,7 @@ rule jepa_probe:
         seed=r"\d+",
     threads: 4
     resources:
-        gpu=training_gpus(),
+        gpu=one_gpu(),
     conda:
         "../envs/headstart.yaml"
     log:

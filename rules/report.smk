@@ -1,4 +1,5 @@
-# The claims ledger: every study's claims table in one place.
+# The claims ledger: every study's claims table in one place (Markdown, CSV, and the
+# reStructuredText that the report's first page, report/workflow.rst, includes).
 
 
 rule claims:
@@ -12,6 +13,8 @@ rule claims:
             category="claims",
         ),
         csv="results/paper/claims.csv",
+        # the ledger as reStructuredText: report/workflow.rst puts it on the report's first page
+        rst="results/paper/claims.rst",
     params:
         scale=config["scale"],
         synthetic_data=config["synthetic_data"],

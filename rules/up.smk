@@ -40,7 +40,7 @@ rule up_sample:
         shard=r"\d+",
     threads: 4
     resources:
-        gpu=training_gpus(),
+        gpu=one_gpu(),
     conda:
         "../envs/headstart.yaml"
     log:

@@ -18,7 +18,7 @@ from headstart.blotch.compress import CompressConfig, load_lm, load_text, train_
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 cmp_len, n_cmps = int(p.cmp_len), int(p.n_cmps)
 lm, lm_settings, lm_data = load_lm(inp.lm)

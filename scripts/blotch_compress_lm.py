@@ -15,7 +15,7 @@ from headstart.blotch.compress import CompressLMConfig, load_text, save_lm, trai
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 lm = CompressLMConfig.from_dict(dict(p.lm), path="blotch.compress.lm")
 train_bytes, val_bytes = load_text(p.data, list(inp.text))

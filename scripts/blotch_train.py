@@ -6,7 +6,7 @@ from headstart.data.arithmetic import read_problem_set
 from headstart.io import setup_job, write_table
 from headstart.train.checkpoint import finalize
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, out, wc = snakemake.params, snakemake.output, snakemake.wildcards
 hyps = BlotchHyps.from_dict(dict(p.hyps), path=f"blotch.variants.{wc.variant}")
 seed = int(p.seed)

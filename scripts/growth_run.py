@@ -4,7 +4,7 @@ from headstart.data.lettercount import load
 from headstart.growth import protocol
 from headstart.io import setup_job, write_table
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 wc = snakemake.wildcards
 train_file = snakemake.input.train[0]
 full_train = load(train_file)

@@ -4,7 +4,7 @@ from headstart.jepa.data import load_tokens
 from headstart.jepa.train import pretrain_mlm, save_encoder
 from headstart.train.checkpoint import finalize
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 seed = int(p.seed)
 df, model = pretrain_mlm(load_tokens(inp.data), p.model, p.mlm, p.train, seed, checkpoint=p.checkpoint,

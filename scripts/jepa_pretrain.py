@@ -4,7 +4,7 @@ from headstart.jepa.data import load_tokens
 from headstart.jepa.train import pretrain_jepa, save_encoder
 from headstart.train.checkpoint import finalize
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, inp, out, wc = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards
 seed = int(p.seed)
 df, model = pretrain_jepa(load_tokens(inp.data), p.model, p.masking, p.train, seed, variant=wc.variant,

@@ -4,7 +4,7 @@ from pathlib import Path
 from headstart.io import setup_job, write_table
 from headstart.reference import dropin
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 df = dropin.run(
     snakemake.wildcards.impl,
     int(snakemake.wildcards.seed),

@@ -6,7 +6,7 @@ from headstart.train.checkpoint import finalize
 from headstart.up.evaluate import load_eval_sets
 from headstart.up.finetune import budget_split, finetune
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 pre, b = int(wc.pre), p.budget
 init, opt, steps = budget_split(pre, b["total_units"], b["unit_steps"], b["opt"])

@@ -6,7 +6,7 @@ from headstart.train.checkpoint import finalize
 from headstart.up.evaluate import load_eval_sets
 from headstart.up.finetune import finetune
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 evals = load_eval_sets(inp.evalsets, wp=inp.wp[0])
 df = finetune(

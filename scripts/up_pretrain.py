@@ -4,7 +4,7 @@ from headstart.train.checkpoint import finalize
 from headstart.up.evaluate import eval_context, load_eval_sets, window_table
 from headstart.up.pretrain import pretrain, save_model, snapshot_paths
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 p, inp, out, wc = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards
 evals = load_eval_sets(inp.evalsets, wp=inp.wp[0])
 df, model = pretrain(

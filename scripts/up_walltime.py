@@ -9,7 +9,7 @@ from headstart.up import cost
 from headstart.up.evaluate import load_eval_sets
 from headstart.up.finetune import finetune
 
-log = setup_job(snakemake)
+log = setup_job(snakemake, data_parallel=True)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 records = cost.read_cost_records(inp.costs)
 spent = cost.walltime_budget(records, read_table(inp.pretrain_metrics), read_table(inp.up_run))

@@ -85,12 +85,25 @@ def test_every_rule_with_a_script_declares_its_code_as_input():
 
 
 def _training_rules() -> set[str]:
-    return {name for name, text in RULES.items() if "gpu=training_gpus()" in text}
+    """Rules that run on a GPU: training (config ``gpus`` each) and sampling/evaluation (one)."""
+    return {name for name, text in RULES.items() if "gpu=training_gpus()" in text or "gpu=one_gpu()" in text}
+
+
+def test_rules_given_several_gpus_are_exactly_the_ones_whose_scripts_run_data_parallel():
+    """A rule asks config ``gpus`` only when its script can use them (setup_job(..., data_parallel=True),
+    i.e. it trains through the shared loop or shards the growth ensemble); the others ask one."""
+    for name, text in RULES.items():
+        m = re.search(r'"\.\./scripts/(\w+)\.py"', text)
+        if not m:
+            continue
+        parallel = "setup_job(snakemake, data_parallel=True)" in (REPO / "scripts" / f"{m.group(1)}.py").read_text()
+        assert parallel == ("gpu=training_gpus()" in text), (
+            f"rule {name}: asks config gpus = {'gpu=training_gpus()' in text}, script data-parallel = {parallel}")
 
 
 def test_computing_rules_declare_threads_and_every_profile_sets_them():
     assert _training_rules() >= {"reference_dropin", "growth_run", "up_sample", "up_pretrain", "up_finetune",
-                                 "up_budget"}
+                                 "up_budget", "blotch_eval", "jepa_probe"}
     for name in _training_rules() | {"reference_parity"}:
         assert re.search(r"^    threads: \d+", RULES[name], re.M), f"rule {name} declares no threads"
     for profile in ("smoke", "local", "slurm"):

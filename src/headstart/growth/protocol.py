@@ -47,7 +47,10 @@ check neither draws from a training generator nor counts towards ``time_s``.
 A run trains its replicates in ensemble passes of ``chunk`` members (all at once on a GPU, a few
 on a CPU; the rows are the same either way). Each pass checkpoints after every epoch (model,
 optimizer, generator states, rows) to ``<checkpoint>.<pass>`` and resumes from it when it was
-written for the same run, replicates, settings and data.
+written for the same run, replicates, settings and data. In a data-parallel job (``gpu`` > 1, one
+process per GPU under torchrun) the passes are shared out: at most ceil(R / processes) members each,
+pass ``p`` on process ``p mod processes``, and process 0 gathers the rows (members are independent
+models, so this is the ensemble sharded over devices, not gradient averaging).
 """
 from __future__ import annotations
 
@@ -62,7 +65,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from headstart.growth.model import (
     DROPOUT,
@@ -76,6 +78,7 @@ from headstart.growth.model import (
 )
 from headstart.growth.operators import DEPTH_OPERATORS, OPERATORS, OPT_MODES, function_change, grow
 from headstart.models.ensemble import clip_grad_norm_per_model
+from headstart.train import parallel
 from headstart.train.checkpoint import finalize, fingerprint, load_checkpoint, save_checkpoint
 from headstart.train.device import pick_device
 
@@ -342,7 +345,7 @@ class _Run:
             "dropout_gens": [g.get_state() for g in model.dropout_gens],
             "eval_gens": [g.get_state() for g in model.eval_gens],
             "rows": self.rows, "flops": self.flops, "elapsed": self.elapsed, "eqflops_done": self.eqflops_done,
-        })
+        }, every_process=True)                 # data-parallel: each process checkpoints the passes it runs
 
     def resume(self):
         """(phase, epoch, phase_step, model_phase, model, opt) from the checkpoint, or None."""
@@ -485,12 +488,17 @@ def run(track: str, d_model: int, operator: str, opt_mode: str, replicates: list
                              f"some strings out of train, got shape {tuple(dev_overlap.shape)}")
     if operator in ("scratch", "scratch_deep") and opt_mode != "reset":
         raise ValueError(f"{operator} has no optimizer state to grow; use opt_mode 'reset' (the rule's 'na')")
-    dev_ = pick_device(device, tf32=False)
+    par, dev_ = parallel.setup(pick_device(device, tf32=False))
     reps = list(replicates)
     k = chunk_size(chunk, dev_, len(reps))
-    frames = []
-    for i in range(0, len(reps), k):
-        ck = f"{checkpoint}.{i // k}" if checkpoint else None
-        frames.append(_Run(track, int(d_model), operator, opt_mode, reps[i:i + k], train, dev, val, s, dev_, ck,
-                           overlap=dev_overlap).run())
-    return pd.concat(frames, ignore_index=True)
+    if par.world > 1:                 # data-parallel job: the passes are shared out, so give each process one
+        k = min(k, math.ceil(len(reps) / par.world))
+    frames = {}
+    for p, i in enumerate(range(0, len(reps), k)):
+        if p % par.world != par.rank:
+            continue
+        ck = f"{checkpoint}.{p}" if checkpoint else None
+        frames[p] = _Run(track, int(d_model), operator, opt_mode, reps[i:i + k], train, dev, val, s, dev_, ck,
+                         overlap=dev_overlap).run()
+    frames = parallel.gather_dicts(frames, par)
+    return pd.concat([frames[p] for p in sorted(frames)], ignore_index=True)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from headstart.config import Config, knob
-from headstart.io import atomic_path
+from headstart.io import atomic_path, process_rank
 from headstart.jepa.data import DocBatches, eval_batches
 from headstart.jepa.masking import Masks, MaskingConfig, mask_generator
 from headstart.jepa.model import JEPA, JEPAConfig
@@ -224,6 +224,8 @@ def pretrain_jepa(data: Mapping[str, Any], model: Mapping[str, Any], masking: Ma
     net = JEPA(cfg)
     docs = DocBatches(data["train"]["ids"], data["train"]["lengths"], tc.batch_size, seed)
     names = _strategy_names(mask_cfg)
+    rank = process_rank()
+    mask_worker = 0 if rank == 0 else EVAL_WORKER + rank
 
     def batch_fn(i: int, micro: int) -> dict[str, Any]:
         k = i * tc.grad_accum + micro
@@ -233,8 +235,9 @@ def pretrain_jepa(data: Mapping[str, Any], model: Mapping[str, Any], masking: Ma
     def loss_fn(m: JEPA, b: Mapping[str, Any]) -> dict[str, Any]:
         # The masks are built here, on the training device (a GPU step is far shorter than building
         # them on the CPU would take); the random keys are drawn on the CPU, so they are the same
-        # masks on every device.
-        masks = mask_cfg.build(b["ids"], b["lengths"], mask_generator(seed, b["mask_key"]))
+        # masks on every device. In a data-parallel run each process masks its slice of the
+        # micro-batch from its own stream: the same distribution, not the one-process run's masks.
+        masks = mask_cfg.build(b["ids"], b["lengths"], mask_generator(seed, b["mask_key"], mask_worker))
         loss, stats = m.loss(b["ids"], b["attn_mask"], masks)
         return {"loss": loss, **{f"loss_{name}": stats[f"loss_{k}"] for k, name in enumerate(names)}}
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..io import atomic_path
+from ..io import atomic_path, writes_files
 
 __all__ = [
     "FORMAT",
@@ -64,16 +64,17 @@ def fingerprint(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], every_process: bool = False) -> Path:
     """Atomically write ``state`` (plus format/version tags) to ``path``; returns the path.
 
     Written with :func:`headstart.io.atomic_path`: to ``.<name>.<random>.tmp`` in the same
     folder, fsynced, moved over ``path`` with ``os.replace``, then the folder is fsynced. On any
-    error the temporary file is removed and the previous checkpoint (if any) is untouched.
+    error the temporary file is removed and the previous checkpoint (if any) is untouched. In a
+    data-parallel job only process 0 writes it, unless ``every_process``.
     """
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path, every_process) as tmp, open(tmp, "wb") as fh:
         torch.save(payload, fh)
     return path
 
@@ -147,7 +148,7 @@ def finalize(path: str | os.PathLike | None) -> bool:
 
     Call after the run's results are safely written. Returns True when a file was removed.
     """
-    if path is None:
+    if path is None or not writes_files():
         return False
     path = Path(path)
     removed = False

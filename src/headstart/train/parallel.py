@@ -17,18 +17,30 @@ Started by ``torchrun --nproc_per_node=N`` (which sets ``RANK``, ``LOCAL_RANK``,
   from process 0 only.
 
 Every tensor in a batch must have the example dimension first, with a size divisible by the number
-of processes; anything else in a batch (ints, strings) is passed to every process unchanged.
+of processes; anything else in a batch (ints, strings) is passed to every process unchanged. As
+with DDP, the gradient is the mean of the processes' gradients: equal to the global micro-batch's
+when the loss is a mean over its examples; a loss averaged over a varying number of tokens per
+process (blotch's labels) weights the processes equally instead.
+
+In the workflow, :func:`headstart.io.setup_job` starts a training job with ``gpu`` > 1 again under
+torchrun (:func:`relaunch`), and only process 0 writes files (:func:`headstart.io.writes_files`).
 """
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Parallel", "setup", "shard", "all_reduce_grads", "mean_over_processes"]
+__all__ = ["Parallel", "setup", "shard", "all_reduce_grads", "mean_over_processes", "relaunch"]
+
+LAUNCH_ENV = "HEADSTART_DATA_PARALLEL"     # set by relaunch: the number of processes of the job
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,38 @@ def setup(device: torch.device) -> tuple[Parallel, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+        atexit.register(_leave)
     return Parallel(rank, world, local), device
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def relaunch(processes: int, script: str, threads: int) -> int:
+    """Run ``script`` (this job's script, with Snakemake's ``snakemake`` object in its preamble)
+    as ``processes`` processes of one node under ``torchrun --standalone`` and wait for them.
+    They share the job's ``threads`` and write their output (tracebacks included) to this process's
+    stderr, the rule's log. Returns torchrun's exit status (non-zero when any process failed)."""
+    env = dict(os.environ, **{LAUNCH_ENV: str(processes), "OMP_NUM_THREADS": str(max(1, threads // processes))})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", script]
+    sys.stderr.flush()
+    return subprocess.call(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
+
+
+def launched_by_us() -> bool:
+    """Whether this process is one of the processes of a data-parallel job started by :func:`relaunch`."""
+    return LAUNCH_ENV in os.environ and "RANK" in os.environ
+
+
+def process_logging(rank: int) -> logging.Logger:
+    """Logging for process ``rank`` of a data-parallel job: to stderr (which torchrun shares with the
+    rule's log), each line marked with the rank; processes other than 0 log warnings and errors only."""
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s %(name)s [process {rank}]: %(message)s",
+                        stream=sys.stderr, force=True)
+    return logging.getLogger("headstart")
 
 
 def shard(batch: Any, par: Parallel) -> Any:
@@ -118,6 +161,15 @@ def mean_over_processes(values: Sequence[float], par: Parallel, device: torch.de
     t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return (t / par.world).tolist()
+
+
+def gather_dicts(part: dict, par: Parallel) -> dict:
+    """The union of every process's ``part`` (picklable values), on every process."""
+    if par.world == 1:
+        return part
+    parts: list[Any] = [None] * par.world
+    dist.all_gather_object(parts, part)
+    return {k: v for p in parts for k, v in p.items()}
 
 
 def barrier(par: Parallel) -> None:
