@@ -19,7 +19,19 @@ import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy import stats as _st
+
+
+class _LazyScipyStats:
+    """``scipy.stats``, imported on first use: importing it takes about a second, and the workflow
+    imports modules that import this one on every Snakemake start (config validation)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from scipy import stats
+
+        return getattr(stats, name)
+
+
+_st = _LazyScipyStats()
 
 __all__ = ["t_ci", "bootstrap_ci", "paired_test", "holm", "verdict", "slope_ci", "wilson_ci", "seed_half_width", "ALTERNATIVES", "VERDICTS"]
 
