@@ -11,6 +11,10 @@ min_version("9.12")
 configfile: "config.yaml"
 
 
+# The report's first page (`snakemake --report report.html`): the run, the claims ledger, the data.
+report: "report/workflow.rst"
+
+
 # Validates the whole config, defines STUDIES and the helpers.
 include: "rules/common.smk"
 include: "rules/data.smk"

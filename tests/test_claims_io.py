@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from headstart.claims import (Claim, bound_verdict, check_frame, equivalence_verdict, git_commit, provenance,
-                              render_markdown, shown_in, summary_table, to_frame)
+                              render_markdown, render_rst, shown_in, summary_table, to_frame)
 from headstart.io import atomic_path, markdown_table, read_table, write_table
 
 
@@ -133,3 +133,35 @@ def test_unknown_table_format_is_named(tmp_path):
 def test_markdown_table_escapes_pipes():
     md = markdown_table(pd.DataFrame({"a|b": ["x|y"], "v": [0.123456]}))
     assert "x\\|y" in md and "0.1235" in md
+
+
+def test_the_rst_ledger_renders_like_the_markdown_one():
+    """render_rst: the same ledger as reStructuredText for the report's first page: the run and its
+    provenance, the summary as a table, one line per claim with its text shown literally (|Δ|,
+    p_holm, * and _ are not markup) and a named reference to the result that shows it."""
+    docutils_core = pytest.importorskip("docutils.core")
+    claims = [Claim("growth", "E holds *here*", "max |Δ| of x_", 1.0, 0.5, 1.5, 3, "supported", "CI > 0",
+                    n_what="replicates", p_value=0.01, p_holm=0.02, where="growth_diffs.png"),
+              Claim("growth", "F", "Δ", 0.0, -1.0, 1.0, 3, "inconclusive", "CI > 0", role="exploratory"),
+              Claim("jepa", "G", "Δ", -1.0, -1.5, -0.5, 3, "not supported", "CI > 0", where="jepa_probe.md")]
+    df = to_frame(claims)
+    prov = {"scale": "smoke", "commit": "`abc`", "device": "`cpu`", "written": "today"}
+    rst = render_rst(df, scale="smoke", synthetic=True, provenance=prov)
+    # the including page's sections and the report's link targets (snakemake adds one per result)
+    page = ("Title\n=====\n\nLedger\n------\n\n" + rst + "\n\n.. _growth_diffs.png: javascript:show('g')\n"
+            ".. _jepa_probe.md: javascript:show('j')\n")
+    html = docutils_core.publish_parts(page, writer="html",      # the writer Snakemake's report uses
+                                       settings_overrides={"report_level": 2, "halt_level": 5})["html_body"]
+    assert "system-message" not in html, html
+    assert "SMOKE — a wiring check" in html and 'literal">abc<' in html and 'literal">cpu<' in html
+    assert html.count("<tr>") == 1 + 3      # header, growth, jepa, all
+    assert "E holds *here*: max |Δ| of x_ = 1, 95% CI [0.5, 1.5], n = 3 replicates, p_holm = 0.02" in html
+    assert "<em>(exploratory)</em>" in html and "<strong>not supported</strong>" in html
+    assert html.count('href="javascript:show(') == 2
+    assert "growth_diffs.png</a>" in html and "jepa_probe.md</a>" in html
+    assert [ln for ln in rst.splitlines() if ln.startswith("~")] == ["~~~~~~", "~~~~"]
+    # the same claims, line for line, as the Markdown ledger
+    md = render_markdown(df, scale="smoke", synthetic=True, provenance=prov)
+    assert sum(ln.startswith("- ") for ln in rst.splitlines()) == sum(ln.startswith("- ") for ln in md.splitlines()) == 3
+    with pytest.raises(ValueError, match="scale"):
+        render_rst(df, scale="big")

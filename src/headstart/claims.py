@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -184,53 +185,100 @@ def _summary_markdown(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False,
-                    provenance: dict[str, str] | None = None) -> str:
-    """The ledger: the run's scale and provenance, a summary per study, the verdict rule, then one
-    line per claim with a link to the figure or table that shows it (``where``, a file beside the
-    ledger in results/paper/)."""
+#: The ledger's explanation of a line and of the verdict rule, as text both Markdown and
+#: reStructuredText read the same way (``*emphasis*``, ``**strong**``; no code spans or links).
+HOW_TO_READ = (
+    "One line per claim: the statistic, its 95% confidence interval (— where a worst case over\n"
+    "all units is the statistic), n and what it counts, and the verdict with the rule that decided it."
+)
+VERDICT_RULE = (
+    "**Verdict rule.** A directional claim is *supported* when its 95% CI lies wholly on the claimed\n"
+    "side, *not supported* when it lies wholly on the other side, *inconclusive* otherwise; bound\n"
+    "claims compare a worst case with a stated bar. **Multiple testing:** the *confirmatory* claims\n"
+    "of one study form one family; each carries a p-value (one-sided in the claimed direction, two-sided\n"
+    "for a claim that two arms differ), and a confirmatory claim is\n"
+    "supported only when its Holm-adjusted p (p_holm) is below α = 0.05 (family-wise error rate\n"
+    "within the study). *Exploratory* claims are decided one by one and are marked so."
+)
+
+
+def _run_lines(scale: str, synthetic: bool, provenance: dict[str, str] | None) -> tuple[str, str]:
+    """The ledger's first two paragraphs (Markdown): what kind of run it is, and its provenance ('' if none)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     data = (" **Data: built-in generated data sets, not the real corpora.**" if synthetic else "")
     prov = ""
     if provenance:
         prov = "**Provenance.** " + " · ".join(f"{k}: {provenance[k]}" for k in PROVENANCE if k in provenance)
-    lines = [
-        "# Claims",
-        "",
-        SCALES[scale] + data,
-        "",
-        *([prov, ""] if prov else []),
-        *_summary_markdown(df),
-        "",
-        "One line per claim: the statistic, its 95% confidence interval (— where a worst case over",
-        "all units is the statistic), n and what it counts, and the verdict with the rule that decided it.",
-        "",
-        "**Verdict rule.** A directional claim is *supported* when its 95% CI lies wholly on the claimed",
-        "side, *not supported* when it lies wholly on the other side, *inconclusive* otherwise; bound",
-        "claims compare a worst case with a stated bar. **Multiple testing:** the *confirmatory* claims",
-        "of one study form one family; each carries a p-value (one-sided in the claimed direction, two-sided",
-        "for a claim that two arms differ), and a confirmatory claim is",
-        "supported only when its Holm-adjusted p (p_holm) is below α = 0.05 (family-wise error rate",
-        "within the study). *Exploratory* claims are decided one by one and are marked so.",
-        "",
-    ]
+    return SCALES[scale] + data, prov
+
+
+def _claim_line(c, text=lambda s: s) -> tuple[str, str]:
+    """One claim as a line (without the link to its figure, with ``text`` applied to its free
+    text), and the file name of the figure or table that shows it ('' if none)."""
+    ci = "—" if c.ci_low != c.ci_low else f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"
+    role = getattr(c, "role", "confirmatory")
+    p = getattr(c, "p_holm", math.nan)
+    ptxt = f", p_holm = {_num(p)}" if isinstance(p, float) and p == p else ""
+    tag = " *(exploratory)*" if role == "exploratory" else ""
+    what = getattr(c, "n_what", "")
+    what = f" {text(what)}" if isinstance(what, str) and what else ""
+    where = getattr(c, "where", "")
+    line = (f"{text(c.claim)}{tag}: {text(c.statistic)} = {_num(c.value)}, 95% CI {ci}, n = {c.n}{what}{text(ptxt)}"
+            f" — **{c.verdict}** ({text(c.rule)}).")
+    return line, where if isinstance(where, str) else ""
+
+
+def render_markdown(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False,
+                    provenance: dict[str, str] | None = None) -> str:
+    """The ledger: the run's scale and provenance, a summary per study, the verdict rule, then one
+    line per claim with a link to the figure or table that shows it (``where``, a file beside the
+    ledger in results/paper/)."""
+    run, prov = _run_lines(scale, synthetic, provenance)
+    lines = ["# Claims", "", run, "", *([prov, ""] if prov else []), *_summary_markdown(df), "",
+             HOW_TO_READ, "", VERDICT_RULE, ""]
     for study, group in df.groupby("study", sort=False):
         lines.append(f"## {study}")
         lines.append("")
         for c in group.itertuples(index=False):
-            ci = "—" if c.ci_low != c.ci_low else f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"
-            role = getattr(c, "role", "confirmatory")
-            p = getattr(c, "p_holm", math.nan)
-            ptxt = f", p_holm = {_num(p)}" if isinstance(p, float) and p == p else ""
-            tag = " *(exploratory)*" if role == "exploratory" else ""
-            what = getattr(c, "n_what", "")
-            what = f" {what}" if isinstance(what, str) and what else ""
-            where = getattr(c, "where", "")
-            shown = f" Shown in [{where}]({where})." if isinstance(where, str) and where else ""
-            lines.append(
-                f"- {c.claim}{tag}: {c.statistic} = {_num(c.value)}, 95% CI {ci}, n = {c.n}{what}{ptxt}"
-                f" — **{c.verdict}** ({c.rule}).{shown}"
-            )
+            line, where = _claim_line(c)
+            lines.append(f"- {line}" + (f" Shown in [{where}]({where})." if where else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+_RST_SPECIAL = re.compile(r"([\\`*_|<>\[\]])")
+
+
+def _rst_escape(text: str) -> str:
+    """Free text as reStructuredText shows it literally: every inline-markup character escaped."""
+    return _RST_SPECIAL.sub(r"\\\1", text)
+
+
+def _rst_from_markdown_spans(text: str) -> str:
+    """The ledger's own Markdown prose (bold, emphasis, code spans) as reStructuredText."""
+    return re.sub(r"`([^`]+)`", r"``\1``", text)
+
+
+def render_rst(df: pd.DataFrame, scale: str = "paper", synthetic: bool = False,
+               provenance: dict[str, str] | None = None, heading: str = "~") -> str:
+    """The ledger of :func:`render_markdown` as a reStructuredText fragment, for the first page of
+    the Snakemake report (report/workflow.rst includes it): no title of its own; one section per
+    study underlined with ``heading`` (the including document's next level); each claim's figure or
+    table as a named reference (```growth_diffs.png`_``), which the report resolves to that result."""
+    run, prov = _run_lines(scale, synthetic, provenance)
+    table = summary_table(df)
+    head = ["study", "claims", *VERDICTS, *ROLES]
+    lines = [_rst_from_markdown_spans(run), "", *([_rst_from_markdown_spans(prov), ""] if prov else []),
+             ".. list-table:: Verdicts per study", "   :header-rows: 1", ""]
+    for row in [head, *table.itertuples(index=False)]:
+        cells = [f"**{v}**" if v == "all" else _rst_escape(str(v)) for v in row]
+        lines += [f"   * - {cells[0]}", *[f"     - {v}" for v in cells[1:]]]
+    lines += ["", HOW_TO_READ, "", VERDICT_RULE, ""]
+    for study, group in df.groupby("study", sort=False):
+        lines += [study, heading * max(len(study), 4), ""]
+        for c in group.itertuples(index=False):
+            line, where = _claim_line(c, _rst_escape)
+            lines.append(f"- {line}" + (f" Shown in `{where}`_." if where else ""))
         lines.append("")
     return "\n".join(lines)

@@ -53,3 +53,21 @@ def scale_banner(fig, scale: str) -> None:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     if scale != "paper":
         fig.suptitle(SCALES[scale].split(".")[0].replace("**", ""), fontsize=9, color="firebrick", y=1.0, va="bottom")
+
+
+def legend_outside(ax, handles=None, labels=None, title: str | None = None, fontsize: float = 8):
+    """The legend of a figure to the right of ``ax`` (its rightmost panel), outside every panel, so
+    that it never covers data: ``handles``/``labels`` as given, else ``ax``'s own; a legend that
+    ``ax`` already has (seaborn draws one inside) is replaced, keeping its title. Returns the legend
+    (None when there is nothing to label)."""
+    old = ax.get_legend()
+    if title is None and old is not None and old.get_title().get_text():
+        title = old.get_title().get_text()
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if old is not None:
+        old.remove()
+    if not handles:
+        return None
+    return ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     frameon=False, fontsize=fontsize, title_fontsize=fontsize)

@@ -324,9 +324,10 @@ def accuracy_length_figure(summary: pd.DataFrame, variants: Mapping[str, str], d
                         color=colours[v], marker=MARKERS[kind], ms=5 if kind == "cos" else 7, lw=1.3,
                         ls="-" if kind == "cos" else "none", elinewidth=0.8, capsize=2, label=_label(v, kind))
             if kind == "cos" and len(g) > 1:
-                for i in (0, len(g) - 1):
-                    ax.annotate(f"p={g['intensity'].iloc[i]:.2g}", (x[i], y[i]), xytext=(3, 3),
-                                textcoords="offset points", fontsize=7, color=colours[v])
+                # lowest intensity labelled below its point, highest above: the two never overlap
+                for i, dy, va in ((0, -4, "top"), (len(g) - 1, 4, "bottom")):
+                    ax.annotate(f"p={g['intensity'].iloc[i]:.2g}", (x[i], y[i]), xytext=(3, dy),
+                                textcoords="offset points", fontsize=7, color=colours[v], va=va)
         if st.empty:
             ax.text(0.5, 0.5, f"no evaluations at {depth} layers", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"T = {t:g}")
@@ -406,7 +407,7 @@ def volatility_figure(vol: pd.DataFrame, variants: Mapping[str, str], path_png: 
     if not shown:
         ax.text(0.5, 0.5, "no run has 3 or more validations", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("layers")
-    ax.set_ylabel("volatility of validation % correct (pp)\nmean |acc_e − mean(acc_e−1, acc_e+1)|")
+    ax.set_ylabel("volatility (pp of % correct)\nmean |acc_e − (acc_e−1 + acc_e+1) / 2|")
     ax.set_ylim(bottom=0)
     depths = sorted(set(vol["n_layers"]))
     if depths:

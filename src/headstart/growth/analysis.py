@@ -380,6 +380,10 @@ def curves_figure(runs: pd.DataFrame, png: str, pdf: str) -> None:
                 ax.set_title(op, fontsize=8)
             ax.set_ylabel(f"d={d}\ndev acc (%)" if j == 0 else "")
             ax.set_xlabel("epoch" if i == len(sizes) - 1 else "")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if axes[0, 0].get_legend() is not None:
+        axes[0, 0].get_legend().remove()
+    plotting.legend_outside(axes[0, -1], handles, labels, title="arm (mean, 95% CI)")
     plotting.save(fig, png, pdf)
 
 
@@ -403,6 +407,7 @@ def diffs_figure(final: pd.DataFrame, png: str, pdf: str) -> None:
     ax.set_ylabel("Δ dev accuracy, transfer − scratch (pp)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=75, labelsize=7)
+    plotting.legend_outside(ax)
     plotting.save(fig, png, pdf)
 
 
@@ -424,9 +429,13 @@ def size_figure(final: pd.DataFrame, published: dict, png: str, pdf: str) -> Non
         d, s, t = zip(*sorted(pub))
         ax.plot(d, s, "kx", label="published scratch")
         ax.plot(d, t, "k+", markersize=9, label="published transfer")
-        ax.legend(fontsize=7)
+    plotting.legend_outside(ax, title="mean, 95% CI")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("d_model")
+    sizes = sorted(set(int(d) for d in final["d_model"]))
+    if sizes:
+        ax.set_xticks(sizes, [str(d) for d in sizes])
+        ax.minorticks_off()
+    ax.set_xlabel("d_model (width of the full-size model)")
     ax.set_ylabel("dev accuracy (%)")
     plotting.save(fig, png, pdf)
 

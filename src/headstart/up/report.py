@@ -31,6 +31,8 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
 from headstart import plotting
 from headstart.claims import Claim
@@ -195,22 +197,26 @@ def curves_figure(ft: pd.DataFrame, batch_size: int, offsets: dict[str, tuple[fl
     fig, axes = plotting.figure(ncols=2, width=4.5, height=3.2)
     a, b = axes[0]
     many = wp["source"].nunique() > 1
-    for (src, init, opt), g in wp.groupby(["source", "init", "opt"]):
+    groups = list(wp.groupby(["source", "init", "opt"]))
+    colours = sns.color_palette(plotting.PALETTE, max(len(groups), 1))
+    for ((src, init, opt), g), colour in zip(groups, colours):
         g = g.sort_values("step")
         label = (f"{src}: " if many else "") + _arm({"init": init, "opt": opt})
-        line, = a.plot(g["step"] * batch_size, g["bits"], marker=".", label=label)
+        a.plot(g["step"] * batch_size, g["bits"], color=colour, marker=".", label=label)
         if init == "up":
             pre, samp = offsets.get(src, (0.0, 0.0))
-            b.plot(g["time_s"] + pre + samp, g["bits"], color=line.get_color(), label=f"{label}, with sampling")
-            b.plot(g["time_s"] + pre, g["bits"], color=line.get_color(), ls=":", label=f"{label}, without sampling")
+            b.plot(g["time_s"] + pre + samp, g["bits"], color=colour, marker=".")
+            b.plot(g["time_s"] + pre, g["bits"], color=colour, marker=".", ls=":")
         else:
-            b.plot(g["time_s"], g["bits"], color=line.get_color(), label=label)
-    a.set_xlabel("fine-tuning instances")
+            b.plot(g["time_s"], g["bits"], color=colour, marker=".")
+    a.set_xlabel("fine-tuning instances (context-length rows)")
     b.set_xlabel("wall time incl. pre-training (s)")
     for ax in (a, b):
         ax.set_ylabel("enwik8 val bits per byte")
-    a.legend(fontsize=7)
-    b.legend(fontsize=6)
+    handles, labels = a.get_legend_handles_labels()
+    styles = [Line2D([], [], color="0.3", label="right panel, UP: incl. sampling time"),
+              Line2D([], [], color="0.3", ls=":", label="right panel, UP: without sampling time")]
+    plotting.legend_outside(b, handles + styles, labels + [h.get_label() for h in styles])
     plotting.save(fig, png, pdf)
 
 
@@ -231,9 +237,9 @@ def efficiency_figure(ft: pd.DataFrame, png: str, pdf: str) -> None:
         ax.errorbar(g["frac"], g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], marker="o",
                     label=(f"{src}: " if many else "") + _arm({"init": init, "opt": opt}))
     ax.set_xscale("log")
-    ax.set_xlabel("fraction of enwik8 train")
+    ax.set_xlabel("fraction of enwik8 train used for fine-tuning")
     ax.set_ylabel("final enwik8 val bits per byte")
-    ax.legend(fontsize=7)
+    plotting.legend_outside(ax, title="mean, 95% CI")
     plotting.save(fig, png, pdf)
 
 
@@ -258,16 +264,20 @@ def budget_figure(bt: pd.DataFrame, png: str, pdf: str) -> None:
     against the UP share and against wall time."""
     fig, axes = plotting.figure(ncols=2, width=4.5, height=3.2)
     a, b = axes[0]
-    for src, g in bt.groupby("source"):
+    sources = list(bt.groupby("source"))
+    for (src, g), colour in zip(sources, sns.color_palette(plotting.PALETTE, max(len(sources), 1))):
         share = g["pre_units"] / g["total_units"]
-        a.errorbar(share, g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], marker="o", label=src)
-        b.plot(g["time_s"], g["bits"], marker="o", ls=":", label=f"{src}, without sampling")
-        b.plot(g["time_with_sampling_s"], g["bits"], marker="o", label=f"{src}, with sampling")
-    a.set_xlabel("share of the budget spent on UP")
+        a.errorbar(share, g["bits"], yerr=[g["bits"] - g["lo"], g["hi"] - g["bits"]], color=colour, marker="o",
+                   capsize=2, label=f"{src} (mean, 95% CI)")
+        b.plot(g["time_with_sampling_s"], g["bits"], color=colour, marker="o", label=f"{src}, with sampling time")
+        b.plot(g["time_s"], g["bits"], color=colour, marker="o", ls=":", label=f"{src}, without sampling time")
+    a.set_xlabel("share of the update budget spent on UP pre-training")
     b.set_xlabel("wall time of the split (s)")
     for ax in (a, b):
         ax.set_ylabel("final enwik8 val bits per byte")
-        ax.legend(fontsize=7)
+    ha, la = a.get_legend_handles_labels()
+    hb, lb = b.get_legend_handles_labels()
+    plotting.legend_outside(b, ha + hb, la + lb)
     plotting.save(fig, png, pdf)
 
 
